@@ -1,0 +1,8 @@
+"""Convert models trained with NVIDIA HugeCTR to ONNX (drop-in for NVIDIA's hugectr2onnx)."""
+
+from . import converter
+from .converter import convert, load_model
+from .errors import ConversionError
+
+__version__ = "0.1.0"
+__all__ = ["converter", "convert", "load_model", "ConversionError", "__version__"]

@@ -1,0 +1,134 @@
+"""The drop-in API: ``convert()`` with the signature of NVIDIA's hugectr2onnx."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NonFiniteWeightError, UsageError
+from .hugectr.dense import load_dense
+from .hugectr.graph_json import load_graph
+from .hugectr.ntp import load_ntp
+from .hugectr.sparse import check_keys, load_table
+from .ir import Graph
+from .onnx_backend.embedding import EmbeddingOptions
+from .onnx_backend.emitter import DEFAULT_OPSET
+from .onnx_backend.export import build_model, save_model
+
+
+@dataclass
+class ConversionReport:
+    onnx_path: str
+    files: list[str]
+    layers: int
+    layer_types: dict[str, int]
+    tables: list[dict] = field(default_factory=list)
+    output_bytes: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def keys(self) -> int:
+        return sum(t["keys"] for t in self.tables)
+
+    def summary(self) -> str:
+        kinds = ", ".join(f"{t} x{n}" if n > 1 else t for t, n in sorted(self.layer_types.items()))
+        lines = [f"converted {self.layers} layers ({kinds})"]
+        for t in self.tables:
+            lines.append(f"  table {t['name']}: {t['keys']} keys x {t['vec_size']}, "
+                         f"lookup {t['strategy']}")
+        lines.append(f"wrote {', '.join(self.files)} ({_size(self.output_bytes)}) "
+                     f"in {self.seconds:.2f} s")
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def load_model(graph_config, dense_model, sparse_models=None, ntp_file=None, *,
+               key_type: str = "I64", projection_dims=None, strict_finite: bool = False,
+               warn=None) -> Graph:
+    """Read all HugeCTR artifacts into the IR (tables stay memory-mapped)."""
+    graph = load_graph(graph_config)
+    if projection_dims is not None:
+        _apply_projection_dims(graph, projection_dims)
+    load_dense(graph, dense_model)
+    load_ntp(graph, ntp_file)
+    if sparse_models is not None:
+        if isinstance(sparse_models, (str, Path)):
+            sparse_models = [sparse_models]
+        if len(sparse_models) != len(graph.embeddings):
+            raise UsageError(f"{len(sparse_models)} sparse models given, the graph has "
+                             f"{len(graph.embeddings)} embeddings")
+        for emb, path in zip(graph.embeddings, sparse_models):
+            emb.table = load_table(path, emb, key_type)
+    _check_finite(graph, strict_finite, warn)
+    return graph
+
+
+def _apply_projection_dims(graph: Graph, dims) -> None:
+    crosses = [l for l in sorted(graph.layers, key=lambda l: l.index) if l.type == "MultiCross"]
+    dims = [dims] * len(crosses) if isinstance(dims, int) else list(dims)
+    if len(dims) != len(crosses):
+        raise UsageError(f"{len(dims)} projection_dims given for {len(crosses)} MultiCross layers")
+    for layer, p in zip(crosses, dims):
+        layer.params["projection_dim"] = int(p)
+
+
+def _check_finite(graph: Graph, strict: bool, warn) -> None:
+    for layer in graph.layers:
+        for name, w in layer.weights.items():
+            if not np.isfinite(w).all():
+                bad = int(np.size(w) - np.isfinite(w).sum())
+                msg = f"{layer.label} weight {name} has {bad} NaN/Inf values"
+                if strict:
+                    raise NonFiniteWeightError(msg, file=graph.source)
+                (warn or warnings.warn)(msg)
+
+
+def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
+            sparse_models=None, ntp_file=None, graph_name="hugectr", *,
+            opset: int = DEFAULT_OPSET, key_type: str = "I64", padding_key: int | None = -1,
+            lookup: str = "auto", external_data: str = "auto", projection_dims=None,
+            num_gpus: int | None = None, strict_finite: bool = False) -> ConversionReport:
+    """Convert a HugeCTR model to ONNX (arguments as in NVIDIA's hugectr2onnx).
+
+    Keyword-only extras: ``opset`` (13-21), ``key_type`` of legacy single-file tables
+    ("I64"/"I32"), ``padding_key`` marking absent entries of multi-hot slots (None: none),
+    ``lookup`` strategy, ``external_data`` ("auto"/"always"/"never"), ``projection_dims`` of
+    DCN-v2 MultiCross layers, ``num_gpus`` of Localized training runs, ``strict_finite``.
+    """
+    start = time.perf_counter()
+    notes: list[str] = []
+    if convert_embedding and sparse_models is None:
+        raise UsageError("convert_embedding=True needs sparse_models")
+    graph = load_model(graph_config, dense_model, sparse_models if convert_embedding else None,
+                       ntp_file, key_type=key_type, projection_dims=projection_dims,
+                       strict_finite=strict_finite, warn=notes.append)
+    emb_opts = []
+    if convert_embedding:
+        for emb in graph.embeddings:
+            gpus = check_keys(emb.table, emb, num_gpus)
+            emb_opts.append(EmbeddingOptions(lookup=lookup, padding_key=padding_key,
+                                             num_gpus=gpus))
+    result = build_model(graph, convert_embedding=convert_embedding, opset=opset,
+                         graph_name=graph_name, emb_opts=emb_opts)
+    files = save_model(result.model, onnx_model_path, external_data=external_data)
+    counts: dict[str, int] = {}
+    for layer in graph.layers:
+        counts[layer.type] = counts.get(layer.type, 0) + 1
+    tables = [dict(name=emb.top, keys=info["keys"], vec_size=emb.vec_size,
+                   strategy=info["strategy"]) for emb, info in zip(graph.embeddings, result.embeddings)]
+    return ConversionReport(onnx_path=str(onnx_model_path), files=[str(f) for f in files],
+                            layers=len(graph.layers), layer_types=counts, tables=tables,
+                            output_bytes=sum(Path(f).stat().st_size for f in files),
+                            seconds=time.perf_counter() - start, warnings=notes)

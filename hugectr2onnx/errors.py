@@ -1,0 +1,71 @@
+"""The one error hierarchy: every failure caused by the input is a ConversionError."""
+
+from __future__ import annotations
+
+
+class ConversionError(Exception):
+    """Bad input. ``file`` and ``where`` (field, layer or byte offset) locate it."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, file: str | None = None, where: str | None = None):
+        self.file = str(file) if file is not None else None
+        self.where = where
+        self.detail = message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        loc = ""
+        if self.file:
+            loc = self.file
+        if self.where:
+            loc = f"{loc} [{self.where}]" if loc else f"[{self.where}]"
+        return f"{loc}: {self.detail}" if loc else self.detail
+
+
+class InputFileError(ConversionError):
+    """A path that does not exist, is a directory, or cannot be read."""
+
+
+class GraphConfigError(ConversionError):
+    """The graph JSON is malformed, or a field is missing or mistyped."""
+
+
+class GraphStructureError(GraphConfigError):
+    """Dangling or duplicated tensor names, cycles, shape-inconsistent layers."""
+
+
+class UnsupportedLayerError(GraphConfigError):
+    """One or more layer types have no handler; ``types`` lists all of them."""
+
+    def __init__(self, message: str, *, types: list[str], file: str | None = None):
+        self.types = types
+        super().__init__(message, file=file, where="layers")
+
+
+class DenseModelError(ConversionError):
+    """The dense weight file does not fit the graph."""
+
+
+class NtpError(ConversionError):
+    """The non-trainable-parameters JSON is malformed or does not fit the graph."""
+
+
+class SparseModelError(ConversionError):
+    """An embedding table (folder or legacy file) is malformed or inconsistent."""
+
+
+class NonFiniteWeightError(ConversionError):
+    """NaN or Inf in weights while ``strict_finite`` is set."""
+
+
+class OutputError(ConversionError):
+    """The output path cannot be written."""
+
+    exit_code = 4
+
+
+class UsageError(ConversionError):
+    """Options that contradict each other or the model."""
+
+    exit_code = 2

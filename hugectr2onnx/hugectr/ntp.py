@@ -1,0 +1,53 @@
+"""Reader of the non-trainable-parameters JSON (BatchNorm running statistics, FORMATS §4)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..errors import NtpError
+from ..ir import Graph
+from ..layers.base import Registry, default_registry
+from .files import read_text
+
+
+def load_ntp(graph: Graph, path, registry: Registry | None = None) -> None:
+    registry = registry or default_registry()
+    needing = [l for l in sorted(graph.layers, key=lambda l: l.index)
+               if registry.get(l.type).ntp_specs(l)]
+    if path is None:
+        if needing:
+            raise NtpError(f"{needing[0].label} needs running statistics: pass ntp_file "
+                           f"(the dense file name plus '.ntp.json')")
+        return
+    file = str(path)
+    try:
+        doc = json.loads(read_text(path, "ntp file"))
+    except json.JSONDecodeError as e:
+        raise NtpError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}",
+                       file=file, where=f"byte offset {e.pos}")
+    entries = doc.get("layers") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise NtpError("expected an object with a 'layers' list", file=file, where="layers")
+    if len(entries) != len(needing):
+        raise NtpError(f"{len(entries)} entries, but the graph has {len(needing)} layers with "
+                       f"running statistics", file=file, where="layers")
+    for k, (entry, layer) in enumerate(zip(entries, needing)):
+        where = f"layers[{k}]"
+        if not isinstance(entry, dict) or entry.get("type") != layer.type:
+            found = entry.get("type") if isinstance(entry, dict) else entry
+            raise NtpError(f"expected a {layer.type} entry for {layer.label}, found {found!r:.60}",
+                           file=file, where=f"{where}.type")
+        for spec in registry.get(layer.type).ntp_specs(layer):
+            values = entry.get(spec.name)
+            if not isinstance(values, list) or any(
+                    isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+                raise NtpError(f"'{spec.name}' must be a list of numbers", file=file,
+                               where=f"{where}.{spec.name}")
+            if len(values) < spec.size:
+                raise NtpError(f"'{spec.name}' has {len(values)} values, {layer.label} needs "
+                               f"{spec.size}", file=file, where=f"{where}.{spec.name}")
+            # fp16 runs write 2*C values of which the first C are valid (FORMATS §4).
+            arr = np.asarray(values[:spec.size], dtype=np.float32).reshape(spec.shape)
+            layer.weights[spec.name] = arr

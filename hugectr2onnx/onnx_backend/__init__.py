@@ -1,0 +1,1 @@
+"""ONNX backend: emission of the IR as an ONNX graph."""

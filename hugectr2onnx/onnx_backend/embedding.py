@@ -1,0 +1,87 @@
+"""ONNX emission of a sparse embedding: key lookup, row gather and the slot combiner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import Embedding
+from .lookup import build_index
+
+
+@dataclass
+class EmbeddingOptions:
+    lookup: str = "auto"
+    padding_key: int | None = -1
+    num_gpus: int = 1  # > 1 only for Localized tables whose keys repeat across GPUs
+
+
+def table_with_zero_row(vectors: np.ndarray) -> np.ndarray:
+    out = np.empty((vectors.shape[0] + 1, vectors.shape[1]), dtype=np.float32)
+    out[0] = 0
+    out[1:] = vectors
+    return out
+
+
+def emit_embedding(g, emb: Embedding, opts: EmbeddingOptions) -> dict:
+    """Emit ``emb.top`` from int64 keys ``emb.bottom`` [B, slot_num, max_nnz]."""
+    table = emb.table
+    hint = emb.top
+    keys = emb.bottom
+    if opts.num_gpus > 1:
+        rows, strategy = _grouped_rows(g, emb, opts, keys, hint)
+    else:
+        index = build_index(table.keys, strategy=opts.lookup)
+        rows, strategy = index.emit(g, keys, hint), index.name
+    pad = opts.padding_key
+    pad_is_key = pad is not None and bool(np.any(np.asarray(table.keys) == pad))
+    if pad is not None:
+        is_pad = g.node("Equal", [keys, g.const(np.int64(pad))], hint=f"{hint}/is_pad")
+        if pad_is_key:
+            rows = g.node("Where", [is_pad, g.const(np.int64(0)), rows], hint=f"{hint}/rows_nopad")
+    weights = g.add_initializer(f"{hint}.table", table_with_zero_row(table.vectors))
+    vecs = g.node("Gather", [weights, rows], axis=0, hint=f"{hint}/vectors")  # [B,S,nnz,V]
+    if emb.max_nnz == 1:
+        g.squeeze(vecs, [2], out=emb.top)
+    elif emb.combiner == "sum":
+        g.reduce("ReduceSum", vecs, [2], keepdims=False, out=emb.top)
+    else:
+        total = g.reduce("ReduceSum", vecs, [2], keepdims=False)
+        present = (g.node("Not", [is_pad]) if pad is not None
+                   else g.node("ConstantOfShape", [g.node("Shape", [keys])],
+                               value=_bool_one()))
+        count = g.reduce("ReduceSum", g.node("Cast", [present], to=1), [2], keepdims=True)
+        denom = g.node("Max", [count, g.const(np.float32(1.0))], hint=f"{hint}/count")
+        g.node("Div", [total, denom], emb.top)
+    return {"strategy": strategy, "keys": int(table.num_keys)}
+
+
+def _bool_one():
+    from onnx import helper, TensorProto
+    return helper.make_tensor("one", TensorProto.BOOL, [1], [True])
+
+
+def _grouped_rows(g, emb: Embedding, opts: EmbeddingOptions, keys: str, hint: str):
+    """Localized tables: slot s reads the rows its GPU (s mod num_gpus) trained."""
+    table = emb.table
+    gpus = opts.num_gpus
+    group = (np.asarray(table.slot_ids) % np.uint64(gpus)).astype(np.int64)
+    parts, order = [], []
+    strategy = ""
+    for gid in range(gpus):
+        slots = np.arange(gid, emb.slot_num, gpus)
+        if slots.size == 0:
+            continue
+        members = np.flatnonzero(group == gid)
+        sub_keys = g.node("Gather", [keys, g.ints(slots)], axis=1, hint=f"{hint}/gpu{gid}_keys")
+        if members.size == 0:
+            parts.append(g.node("Mul", [sub_keys, g.const(np.int64(0))], hint=f"{hint}/none"))
+        else:
+            index = build_index(table.keys[members], members + 1, strategy=opts.lookup)
+            parts.append(index.emit(g, sub_keys, f"{hint}/gpu{gid}"))
+            strategy = index.name
+        order.extend(slots.tolist())
+    merged = g.node("Concat", parts, axis=1, hint=f"{hint}/grouped_rows")
+    inverse = np.argsort(np.asarray(order))
+    return g.node("Gather", [merged, g.ints(inverse)], axis=1, hint=f"{hint}/rows"), strategy
