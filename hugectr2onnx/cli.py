@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="fail on NaN/Inf weights instead of warning")
     c.add_argument("--verify", action="store_true",
                    help="after converting, compare with the numpy reference on random inputs")
-    c.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
 
     v = sub.add_parser("verify", help="compare an ONNX model with the numpy reference")
     _add_model_args(v)
@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--batch", type=int, default=64)
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--atol", type=float, default=1e-5)
-    v.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    v.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     return parser
 
 

@@ -1,0 +1,87 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from hugectr2onnx.cli import main
+from hugectr2onnx.hugectr.writer import ModelBuilder, save_model
+
+
+def _model(tmp_path):
+    b = (ModelBuilder().input(dense_dim=4, sparse=[dict(top="s", slot_num=3, nnz_per_slot=2,
+                                                        is_fixed_length=False)])
+         .embedding(bottom="s", top="e", vec_size=4, combiner="mean")
+         .dense("Reshape", "e", "r", leading_dim=12)
+         .dense("Concat", ["r", "dense"], "c")
+         .dense("InnerProduct", "c", "fc", fc_param={"num_output": 1})
+         .dense("BinaryCrossEntropyLoss", ["fc", "label"], "loss"))
+    return save_model(b, tmp_path / "m")
+
+
+def test_convert_prints_summary_and_writes_model(tmp_path, capsys):
+    art = _model(tmp_path)
+    out = tmp_path / "out.onnx"
+    rc = main(["convert", "--graph", art.graph_config, "--dense", art.dense_model,
+               "--sparse", *art.sparse_models, "--convert-embedding", "-o", str(out), "--verify"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "converted 4 layers" in text and "200 keys x 4" in text and "ok" in text
+    sess = ort.InferenceSession(str(out))
+    assert [i.name for i in sess.get_inputs()] == ["dense", "s"]
+    assert [o.name for o in sess.get_outputs()] == ["label"]
+
+
+def test_error_is_one_line_with_distinct_exit_code(tmp_path, capsys):
+    art = _model(tmp_path)
+    with open(art.dense_model, "ab") as f:
+        f.write(b"\0" * 8)
+    rc = main(["convert", "--graph", art.graph_config, "--dense", art.dense_model,
+               "-o", str(tmp_path / "x.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 3
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert art.dense_model in err and "8 extra bytes" in err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_all_unsupported_layers_listed_at_once(tmp_path, capsys):
+    art = _model(tmp_path)
+    doc = json.loads(open(art.graph_config).read())
+    doc["layers"][2]["type"] = "Frobnicate"
+    doc["layers"][3]["type"] = "Quux"
+    open(art.graph_config, "w").write(json.dumps(doc))
+    rc = main(["convert", "--graph", art.graph_config, "--dense", art.dense_model,
+               "-o", str(tmp_path / "x.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 3 and "Frobnicate" in err and "Quux" in err and "2 unsupported" in err
+
+
+def test_debug_shows_traceback(tmp_path, capsys):
+    rc = main(["--debug", "convert", "--graph", str(tmp_path / "missing.json"), "--dense",
+               str(tmp_path), "-o", str(tmp_path / "x.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 3 and "Traceback" in err and "does not exist" in err
+
+
+def test_module_entry_point_help():
+    out = subprocess.run([sys.executable, "-m", "hugectr2onnx", "convert", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    for flag in ("--convert-embedding", "--opset", "--lookup", "--external-data", "--padding-key",
+                 "--key-type"):
+        assert flag in out
+
+
+def test_dense_only_inputs_are_embedding_outputs(tmp_path, capsys):
+    art = _model(tmp_path)
+    out = tmp_path / "d.onnx"
+    assert main(["convert", "--graph", art.graph_config, "--dense", art.dense_model,
+                 "-o", str(out)]) == 0
+    sess = ort.InferenceSession(str(out))
+    shapes = {i.name: i.shape for i in sess.get_inputs()}
+    assert shapes == {"dense": ["batch", 4], "e": ["batch", 3, 4]}
+    y = sess.run(None, {"dense": np.zeros((2, 4), np.float32),
+                        "e": np.zeros((2, 3, 4), np.float32)})[0]
+    assert y.shape == (2, 1)
