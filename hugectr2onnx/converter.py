@@ -99,13 +99,17 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
             sparse_models=None, ntp_file=None, graph_name="hugectr", *,
             opset: int = DEFAULT_OPSET, key_type: str = "I64", padding_key: int | None = -1,
             lookup: str = "auto", external_data: str = "auto", projection_dims=None,
-            num_gpus: int | None = None, strict_finite: bool = False) -> ConversionReport:
+            num_gpus: int | None = None, strict_finite: bool = False,
+            external_threshold: int | None = None, progress: bool | None = None
+            ) -> ConversionReport:
     """Convert a HugeCTR model to ONNX (arguments as in NVIDIA's hugectr2onnx).
 
     Keyword-only extras: ``opset`` (13-21), ``key_type`` of legacy single-file tables
     ("I64"/"I32"), ``padding_key`` marking absent entries of multi-hot slots (None: none),
     ``lookup`` strategy, ``external_data`` ("auto"/"always"/"never"), ``projection_dims`` of
-    DCN-v2 MultiCross layers, ``num_gpus`` of Localized training runs, ``strict_finite``.
+    DCN-v2 MultiCross layers, ``num_gpus`` of Localized training runs, ``strict_finite``,
+    ``external_threshold`` (bytes above which "auto" writes external data) and ``progress``
+    (bars on stderr; None: when it is a terminal).
     """
     start = time.perf_counter()
     notes: list[str] = []
@@ -122,7 +126,9 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
                                              num_gpus=gpus))
     result = build_model(graph, convert_embedding=convert_embedding, opset=opset,
                          graph_name=graph_name, emb_opts=emb_opts)
-    files = save_model(result.model, onnx_model_path, external_data=external_data)
+    save_kw = {} if external_threshold is None else {"threshold": external_threshold}
+    files = save_model(result, onnx_model_path, external_data=external_data, progress=progress,
+                       **save_kw)
     counts: dict[str, int] = {}
     for layer in graph.layers:
         counts[layer.type] = counts.get(layer.type, 0) + 1

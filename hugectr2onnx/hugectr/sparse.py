@@ -113,11 +113,15 @@ def gpu_count(emb: Embedding) -> int | None:
 def check_keys(table: EmbeddingTable, emb: Embedding, num_gpus: int | None) -> int:
     """Reject duplicate keys that no slot_id can tell apart; returns the GPU count to use (1 if
     keys are unique)."""
+    sk = np.array(table.keys, dtype=np.int64)  # one copy, sorted in place: no argsort
+    sk.sort()
+    if not (sk[1:] == sk[:-1]).any():
+        return 1
+    del sk
+    # duplicates are the rare case: only now pay for an argsort to name the rows
     order = np.argsort(table.keys, kind="stable")
     sk = table.keys[order]
     dup = np.flatnonzero(sk[1:] == sk[:-1])
-    if dup.size == 0:
-        return 1
     first = int(sk[dup[0]])
     rows = order[dup[0]:dup[0] + 2]
     if not emb.localized:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import Embedding
+from .external import ZeroRowTable
 from .lookup import build_index
 
 
@@ -17,11 +18,9 @@ class EmbeddingOptions:
     num_gpus: int = 1  # > 1 only for Localized tables whose keys repeat across GPUs
 
 
-def table_with_zero_row(vectors: np.ndarray) -> np.ndarray:
-    out = np.empty((vectors.shape[0] + 1, vectors.shape[1]), dtype=np.float32)
-    out[0] = 0
-    out[1:] = vectors
-    return out
+def table_with_zero_row(vectors: np.ndarray) -> ZeroRowTable:
+    """Row 0 zero (missing keys), then the trained rows; streamed from disk when saved."""
+    return ZeroRowTable(vectors)
 
 
 def emit_embedding(g, emb: Embedding, opts: EmbeddingOptions) -> dict:

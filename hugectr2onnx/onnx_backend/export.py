@@ -1,4 +1,4 @@
-"""Assemble the IR into an ONNX model and save it atomically."""
+"""Assemble the IR into an ONNX model and save it atomically, with external data if big."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -14,16 +15,56 @@ from onnx import TensorProto, helper, numpy_helper
 from ..errors import OutputError, UsageError
 from ..ir import Batch, Graph, Shape
 from ..layers.base import Registry, default_registry
+from ..progress import progress_bar
 from .embedding import EmbeddingOptions, emit_embedding
 from .emitter import MAX_OPSET, MIN_OPSET, OnnxEmitter
+from .external import DataFile, LazyTensor
 
 IR_VERSION = 8
+EXTERNAL_MODES = ("auto", "always", "never")
+AUTO_THRESHOLD = int(1.8e9)  # "auto" goes external above this many bytes
+PROTOBUF_LIMIT = (1 << 31) - 1  # protobuf cannot serialize a message larger than this
+EXTERNAL_MIN_BYTES = 1024  # smaller tensors stay inline even in external mode
 
 
 @dataclass
 class ExportResult:
-    model: onnx.ModelProto
+    """The model as a graph without initializers plus its tensors, still unserialized.
+
+    ``tensors`` maps initializer names to numpy arrays or LazyTensors (tables streamed
+    from the HugeCTR files), so nothing big is copied before ``save_model`` writes it."""
+
+    skeleton: onnx.ModelProto
+    tensors: dict[str, Any] = field(default_factory=dict)
     embeddings: list[dict] = field(default_factory=list)
+
+    @property
+    def model(self) -> onnx.ModelProto:
+        """The whole model in memory (small models only)."""
+        return _with_initializers(self.skeleton, self.tensors, {})
+
+    def estimated_bytes(self) -> int:
+        return self.skeleton.ByteSize() + sum(_nbytes(t) + 64 for t in self.tensors.values())
+
+    @classmethod
+    def from_proto(cls, model: onnx.ModelProto) -> "ExportResult":
+        skeleton = onnx.ModelProto()
+        skeleton.CopyFrom(model)
+        del skeleton.graph.initializer[:]
+        return cls(skeleton, {t.name: numpy_helper.to_array(t) for t in model.graph.initializer})
+
+
+def _nbytes(tensor) -> int:
+    return int(tensor.nbytes) if isinstance(tensor, LazyTensor) else int(np.asarray(tensor).nbytes)
+
+
+def _with_initializers(skeleton, tensors: dict, external: dict) -> onnx.ModelProto:
+    model = onnx.ModelProto()
+    model.CopyFrom(skeleton)
+    model.graph.initializer.extend(
+        external[name] if name in external else numpy_helper.from_array(np.asarray(t), name)
+        for name, t in tensors.items())
+    return model
 
 
 def _dims(shape: Shape) -> list:
@@ -64,62 +105,90 @@ def build_model(graph: Graph, *, convert_embedding: bool, opset: int = 17,
         registry.get(layer.type).to_onnx(layer, g)
     outputs = [helper.make_tensor_value_info(o.name, TensorProto.FLOAT, _dims(o.shape))
                for o in graph.outputs]
-    initializers = [numpy_helper.from_array(np.asarray(a), name)
-                    for name, a in g.initializers.items()]
-    onnx_graph = helper.make_graph(g.nodes, graph_name, inputs, outputs, initializers)
+    onnx_graph = helper.make_graph(g.nodes, graph_name, inputs, outputs)
     opsets = [helper.make_opsetid("", opset)]
     if g.ml_opset:
         opsets.append(helper.make_opsetid("ai.onnx.ml", g.ml_opset))
     model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="hugectr2onnx",
                               ir_version=IR_VERSION)
-    return ExportResult(model, emb_info)
+    return ExportResult(model, dict(g.initializers), emb_info)
 
 
-def save_model(model: onnx.ModelProto, path, *, external_data: str = "auto",
-               threshold: int = int(1.8e9)) -> list[Path]:
-    """Write atomically: temporary files in the target directory, then rename."""
+def save_model(model, path, *, external_data: str = "auto", threshold: int = AUTO_THRESHOLD,
+               progress: bool | None = None, kernel_copy: bool = True) -> list[Path]:
+    """Write ``model`` (ExportResult or ModelProto) to ``path``; returns the files written.
+
+    Tensors go to ``<name>.data`` beside it with ``external_data="always"``, or with "auto"
+    when the model exceeds ``threshold`` bytes. Everything is written to temporary files in
+    the target directory and renamed at the end; on any error or Ctrl-C they are removed.
+    """
+    result = model if isinstance(model, ExportResult) else ExportResult.from_proto(model)
+    if external_data not in EXTERNAL_MODES:
+        raise UsageError(f"external_data must be one of {list(EXTERNAL_MODES)}, "
+                         f"found {external_data!r}")
     path = Path(os.fspath(path))
     directory = path.parent if str(path.parent) else Path(".")
+    _check_target(path, directory)
+    size = result.estimated_bytes()
+    use_external = external_data == "always" or (external_data == "auto" and size > threshold)
+    if not use_external and size > PROTOBUF_LIMIT:
+        raise UsageError(f"the model needs about {size / 2**30:.1f} GiB, more than the 2 GiB a "
+                         "single protobuf file can hold; use external_data='auto' or 'always'")
+    data_path = directory / (path.name + ".data")
+    big = {n: t for n, t in result.tensors.items()
+           if use_external and _nbytes(t) >= EXTERNAL_MIN_BYTES}
+    temps: list[str] = []
+    placed: list[Path] = []
+    try:
+        external = {}
+        if big:
+            tmp = _temp_file(directory, data_path.name, temps)
+            with open(tmp, "r+b", buffering=0) as f, \
+                    progress_bar(sum(map(_nbytes, big.values())), f"writing {data_path.name}",
+                                 progress) as bar:
+                out = DataFile(f.fileno(), data_path.name, bar, kernel_copy)
+                external = {name: out.add(name, t) for name, t in big.items()}
+                out.finish()
+        proto = _with_initializers(result.skeleton, result.tensors, external)
+        tmp_model = _temp_file(directory, path.name, temps)
+        with open(tmp_model, "wb") as f:
+            f.write(proto.SerializeToString())
+        if big:
+            os.replace(temps[0], data_path)
+            placed.append(data_path)
+        os.replace(tmp_model, path)
+        placed.append(path)
+        return placed
+    except OSError as e:
+        _remove(temps + placed)
+        raise OutputError(f"cannot write: {e.strerror or e}", file=str(path)) from e
+    except BaseException:  # KeyboardInterrupt too: leave nothing behind
+        _remove(temps + placed)
+        raise
+
+
+def _check_target(path: Path, directory: Path) -> None:
     if path.is_dir():
         raise OutputError("output path is a directory", file=str(path))
     if not directory.is_dir():
         raise OutputError("output directory does not exist", file=str(directory))
     if not os.access(directory, os.W_OK):
         raise OutputError("output directory is not writable", file=str(directory))
-    size = model.ByteSize()
-    use_external = external_data == "always" or (external_data == "auto" and size > threshold)
-    data_name = path.name + ".data"
-    tmp_model = tmp_data = None
-    try:
-        fd, tmp_model = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        written = [path]
-        if use_external:
-            tmp_data_name = Path(tmp_model).name + ".data"
-            tmp_data = directory / tmp_data_name
-            onnx.save_model(model, tmp_model, save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=tmp_data_name, size_threshold=1024)
-            _rename_location(tmp_model, tmp_data_name, data_name)
-            os.replace(tmp_data, directory / data_name)
-            tmp_data = None
-            written.append(directory / data_name)
-        else:
-            onnx.save_model(model, tmp_model)
-        os.replace(tmp_model, path)
-        tmp_model = None
-        return written
-    except OSError as e:
-        raise OutputError(f"cannot write: {e.strerror}", file=str(path))
-    finally:
-        for t in (tmp_model, tmp_data):
-            if t is not None and os.path.exists(t):
-                os.unlink(t)
 
 
-def _rename_location(model_file, old: str, new: str) -> None:
-    m = onnx.load_model(model_file, load_external_data=False)
-    for t in m.graph.initializer:
-        for entry in t.external_data:
-            if entry.key == "location" and entry.value == old:
-                entry.value = new
-    onnx.save_model(m, model_file)
+def _temp_file(directory: Path, name: str, temps: list[str]) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    temps.append(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would otherwise survive the rename
+    os.close(fd)
+    return tmp
+
+
+def _remove(paths) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
