@@ -26,6 +26,9 @@ class Reshape(LayerHandler):
             sel = layer.params["selected"]
             require(all(s < int(x[1]) for s in sel),
                     f"selected slots {sel} exceed the {x[1]} slots", "selected")
+            # HugeCTR's ReshapeLayer rejects more picks than slots ("selected is invalid").
+            require(len(sel) <= int(x[1]), f"{len(sel)} selected slots but the input has only "
+                    f"{x[1]}", "selected")
             return [(x[0], len(sel) * int(x[2]))]
         lead, t = layer.params["leading_dim"], layer.params["time_step"]
         per_sample = 1
