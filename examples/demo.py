@@ -73,7 +73,8 @@ def main(argv=None) -> int:
         diff = float(np.abs(have.astype(np.float64) - ref).max(initial=0))
         passed = diff <= ATOL
         ok &= passed
-        print(f"   {name} {list(ref.shape)}: max |diff| = {diff:.2e}  {'PASS' if passed else 'FAIL'}")
+        verdict = "PASS" if passed else "FAIL"
+        print(f"   {name} {list(ref.shape)}: max |diff| = {diff:.2e}  {verdict}")
         print("   first predictions   onnx      reference")
         for a, b in zip(have[:5, 0], ref[:5, 0]):
             print(f"                       {a:.6f}  {b:.6f}")

@@ -372,7 +372,7 @@ def mmoe_parquet(slots=32, vec=16, experts=3, expert_hidden=(256, 128), tower=64
     return b
 
 
-# --------------------------------------------------------------------------- collaborative filtering
+# --------------------------------------------------------------------------- matrix factorization
 def _cf_inputs(vec, top, ws):
     b = ModelBuilder().input(label_dim=1, label_name="label", dense_dim=0, dense_name="dense",
                              sparse=[_sparse("data", 2)])
