@@ -47,8 +47,8 @@ class LayerNorm(LayerHandler):
         mu = g.reduce("ReduceMean", x, [-1])
         d = g.node("Sub", [x, mu], hint=f"{out}/centered")
         var = g.reduce("ReduceMean", g.node("Mul", [d, d], hint=f"{out}/sq"), [-1])
-        std = g.node("Sqrt", [g.node("Add", [var, g.const(np.float32(eps))], hint=f"{out}/var_eps")],
-                     hint=f"{out}/std")
+        var_eps = g.node("Add", [var, g.const(np.float32(eps))], hint=f"{out}/var_eps")
+        std = g.node("Sqrt", [var_eps], hint=f"{out}/std")
         normed = g.node("Div", [d, std], hint=f"{out}/normed")
         g.node("Add", [g.node("Mul", [normed, gamma], hint=f"{out}/scaled"), beta], out)
 

@@ -32,7 +32,8 @@ class MatrixMultiply(LayerHandler):
         require(len(a) == len(b) and len(a) in (2, 3, 4),
                 f"inputs must both be 2-D, 3-D or 4-D (or 2-D x 3-D), found {shapes}")
         require(_agree(b[-2], a[-1]), f"inner dimensions differ: {shapes}")
-        require(all(a[d] == b[d] for d in range(len(a) - 2)), f"leading dimensions differ: {shapes}")
+        require(all(a[d] == b[d] for d in range(len(a) - 2)),
+                f"leading dimensions differ: {shapes}")
         return [tuple(a[:-1]) + (b[-1],)]
 
     def reference(self, layer, xs):

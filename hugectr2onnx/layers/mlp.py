@@ -23,7 +23,8 @@ class MLP(LayerHandler):
         if p.has("mlp_param.biases"):
             v = p.value("mlp_param.biases")
             if not isinstance(v, list) or not all(isinstance(x, bool) for x in v):
-                raise LayerError(f"must be a list of true/false, found {v!r:.80}", "mlp_param.biases")
+                raise LayerError(f"must be a list of true/false, found {v!r:.80}",
+                                 "mlp_param.biases")
             biases = v
         else:
             biases = [p.bool("mlp_param.use_bias", True)] * n
