@@ -69,3 +69,16 @@ def test_bad_position_or_activation(bottom, top, kw, match):
     b = ModelBuilder().input(dense_dim=4).dense("FusedInnerProduct", bottom, top, **_fc(2, **kw))
     with pytest.raises(GraphConfigError, match=match):
         b.graph()
+
+
+def test_head_reads_interaction_grad_buffer_as_second_bottom(roundtrip):
+    b = (ModelBuilder().input(dense_dim=4, sparse=[dict(top="s", slot_num=3)])
+         .embedding(bottom="s", top="e", vec_size=4)
+         .dense("FusedInnerProduct", "dense", "bot", **_fc(4, position="Isolated"))
+         .dense("Interaction", ["bot", "e"], ["inter", "inter_grad"])
+         .dense("FusedInnerProduct", ["inter", "inter_grad"], ["h", "h1", "h2", "h3"],
+                **_fc(6, position="Head"))
+         .dense("FusedInnerProduct", ["h", "h1", "h2", "h3"], "t",
+                **_fc(1, position="Tail", activation="None"))
+         .dense("BinaryCrossEntropyLoss", ["t", "label"], "loss"))
+    roundtrip(b)
