@@ -61,10 +61,22 @@ def _nbytes(tensor) -> int:
 def _with_initializers(skeleton, tensors: dict, external: dict) -> onnx.ModelProto:
     model = onnx.ModelProto()
     model.CopyFrom(skeleton)
-    model.graph.initializer.extend(
-        external[name] if name in external else numpy_helper.from_array(np.asarray(t), name)
-        for name, t in tensors.items())
+    model.graph.initializer.extend(_initializers(tensors, external))
     return model
+
+
+def _initializers(tensors: dict, external: dict) -> list[TensorProto]:
+    return [external[name] if name in external else numpy_helper.from_array(np.asarray(t), name)
+            for name, t in tensors.items()]
+
+
+def _serialize(skeleton: onnx.ModelProto, tensors: dict, external: dict) -> bytes:
+    """The model's bytes without copying the skeleton (lookup attributes can be large)."""
+    skeleton.graph.initializer.extend(_initializers(tensors, external))
+    try:
+        return skeleton.SerializeToString()
+    finally:
+        del skeleton.graph.initializer[:]
 
 
 def _dims(shape: Shape) -> list:
@@ -149,10 +161,9 @@ def save_model(model, path, *, external_data: str = "auto", threshold: int = AUT
                 out = DataFile(f.fileno(), data_path.name, bar, kernel_copy)
                 external = {name: out.add(name, t) for name, t in big.items()}
                 out.finish()
-        proto = _with_initializers(result.skeleton, result.tensors, external)
         tmp_model = _temp_file(directory, path.name, temps)
         with open(tmp_model, "wb") as f:
-            f.write(proto.SerializeToString())
+            f.write(_serialize(result.skeleton, result.tensors, external))
         if big:
             os.replace(temps[0], data_path)
             placed.append(data_path)

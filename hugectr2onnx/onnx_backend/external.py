@@ -56,6 +56,7 @@ class ZeroRowTable(LazyTensor):
     def __array__(self, dtype=None, copy=None):
         table = np.zeros(self.shape, dtype=self.dtype)
         table[1:] = self.vectors
+        drop_pages(self.vectors)
         return table if dtype is None else table.astype(dtype)
 
 
