@@ -10,6 +10,7 @@ from . import __version__
 from .errors import ConversionError
 
 LOOKUPS = ("auto", "direct", "hash", "label_encoder")
+INTERNAL_ERROR = 70  # EX_SOFTWARE; input errors exit with ConversionError.exit_code (2-4)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -112,11 +113,21 @@ def main(argv: list[str] | None = None) -> int:
     except ConversionError as e:
         if args.debug:
             traceback.print_exc()
-        print(f"hugectr2onnx: error: {e}", file=sys.stderr)
+        print(f"hugectr2onnx: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("hugectr2onnx: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # not bad input but a bug here: say so, distinctly
+        if args.debug:
+            traceback.print_exc()
+        print(f"hugectr2onnx: internal error: {type(e).__name__}: {_one_line(e)} (a bug in "
+              f"hugectr2onnx: please report it with the output of --debug)", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from .errors import NonFiniteWeightError, UsageError
 from .hugectr.dense import load_dense
 from .hugectr.graph_json import load_graph
 from .hugectr.ntp import load_ntp
-from .hugectr.sparse import check_keys, load_table
+from .hugectr.sparse import check_keys, count_nonfinite, load_table
 from .ir import Graph
 from .onnx_backend.embedding import EmbeddingOptions
 from .onnx_backend.emitter import DEFAULT_OPSET
@@ -93,6 +93,13 @@ def _check_finite(graph: Graph, strict: bool, warn) -> None:
                 if strict:
                     raise NonFiniteWeightError(msg, file=graph.source)
                 (warn or warnings.warn)(msg)
+    for emb in graph.embeddings:
+        bad = count_nonfinite(emb.table.vectors) if emb.table is not None else 0
+        if bad:
+            msg = f"embedding #{emb.index} ({emb.top}) has {bad} NaN/Inf values"
+            if strict:
+                raise NonFiniteWeightError(msg, file=emb.table.source)
+            (warn or warnings.warn)(msg)
 
 
 def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,

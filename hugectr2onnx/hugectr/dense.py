@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DenseModelError
+from ..errors import DenseModelError, GraphStructureError
 from ..ir import Graph, Layer, WeightSpec
-from ..layers.base import LayerError, Registry, default_registry
-from .files import existing_file
+from ..layers.base import MAX_DIM, LayerError, Registry, default_registry
+from .files import existing_file, map_array
+from .graph_json import HOSTILE_INPUT_ERRORS, _describe
 
 
 @dataclass
@@ -35,25 +36,42 @@ def plan_layout(graph: Graph, file_bytes: int, file: str = "",
                               f"({names}); pass projection_dims", file=file)
     if unresolved:
         known = sum(s.size for l in in_file_order if l not in unresolved
-                    for s in registry.get(l.type).weight_specs(l))
+                    for s in _specs(l, registry, file))
         layer = unresolved[0]
         budget = file_bytes // 4 - known
         try:
             registry.get(layer.type).resolve(layer, budget)
-        except LayerError as e:
-            raise DenseModelError(f"{layer.label}: {e} (file has {file_bytes} bytes, "
-                                  f"other layers take {4 * known})", file=file,
-                                  where=f"layers[{layer.index}]")
+        except (LayerError,) + HOSTILE_INPUT_ERRORS as e:
+            raise DenseModelError(f"{layer.label}: {_describe(e)[0]} (file has {file_bytes} "
+                                  f"bytes, other layers take {4 * known})", file=file,
+                                  where=f"layers[{layer.index}]") from e
     placements: list[Placement] = []
     offset = 0
     for layer in in_file_order:
-        for spec in registry.get(layer.type).weight_specs(layer):
+        for spec in _specs(layer, registry, file):
             placements.append(Placement(layer, spec, offset))
             offset += 4 * spec.size
     if offset != file_bytes:
         raise DenseModelError(_mismatch(placements, offset, file_bytes), file=file,
                               where=f"byte offset {min(offset, file_bytes)}")
     return placements
+
+
+def _specs(layer: Layer, registry: Registry, file: str) -> list[WeightSpec]:
+    """The layer's weight tensors, checked: a corrupt graph must not yield absurd shapes."""
+    where = f"layers[{layer.index}] ({layer.type})"
+    try:
+        specs = list(registry.get(layer.type).weight_specs(layer))
+        for spec in specs:
+            spec.shape = tuple(int(d) for d in spec.shape)
+    except (LayerError,) + HOSTILE_INPUT_ERRORS as e:
+        raise GraphStructureError(f"no weight layout: {_describe(e)[0]}", file=file,
+                                  where=where) from e
+    for spec in specs:
+        if not all(0 <= d <= MAX_DIM for d in spec.shape):
+            raise GraphStructureError(f"weight {spec.name} would have shape {list(spec.shape)}",
+                                      file=file, where=where)
+    return specs
 
 
 def _mismatch(placements: list[Placement], needed: int, have: int) -> str:
@@ -75,7 +93,7 @@ def load_dense(graph: Graph, path, registry: Registry | None = None) -> list[Pla
     placements = plan_layout(graph, size, str(p), registry)
     if size == 0:
         return placements
-    data = np.memmap(p, dtype="<f4", mode="r", shape=(size // 4,))
+    data = map_array(p, "<f4", (size // 4,), "dense model")
     for pl in placements:
         start = pl.offset // 4
         arr = np.array(data[start:start + pl.spec.size], dtype=np.float32)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections import Counter
+import numbers
+from collections import Counter, defaultdict
 
 from ..errors import GraphConfigError, GraphStructureError, UnsupportedLayerError
-from ..ir import B, DataInput, Embedding, Graph, Layer, Output, SparseInput, fmt_shape
-from ..layers.base import LayerError, Params, Registry, default_registry
+from ..ir import B, Batch, DataInput, Embedding, Graph, Layer, Output, SparseInput, fmt_shape
+from ..layers.base import MAX_DIM, LayerError, Params, Registry, default_registry
 from .files import read_text
 
 EMBEDDING_TYPES = (
@@ -17,6 +19,10 @@ EMBEDDING_TYPES = (
     "HybridSparseEmbedding",
 )
 MAX_SLOTS = 1 << 20
+# What a handler's parse/infer may raise on hostile values it did not foresee; these become
+# typed errors naming the layer. Other exceptions are bugs and propagate.
+HOSTILE_INPUT_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, AttributeError,
+                        RecursionError)
 
 
 def load_graph(path, registry: Registry | None = None) -> Graph:
@@ -28,6 +34,8 @@ def load_graph(path, registry: Registry | None = None) -> Graph:
                                file=str(path), where=f"byte offset {e.pos}")
     except RecursionError:
         raise GraphConfigError("JSON nested too deeply", file=str(path))
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise GraphConfigError(f"malformed JSON: {e}", file=str(path))
     return parse_graph(doc, str(path), registry or default_registry())
 
 
@@ -39,9 +47,16 @@ def _tensor_names(value, where: str, file: str) -> list[str]:
     return names
 
 
-def _wrap(e: LayerError, file: str, where: str, cls=GraphConfigError):
-    field = f".{e.field}" if e.field else ""
-    return cls(str(e), file=file, where=f"{where}{field}")
+def _describe(e: Exception) -> tuple[str, str | None]:
+    """Message and field of a handler's LayerError, or of an exception it did not foresee."""
+    if isinstance(e, LayerError):
+        return str(e), e.field
+    return f"invalid parameters or inputs ({type(e).__name__}: {str(e):.200})", None
+
+
+def _wrap(e: Exception, file: str, where: str, cls=GraphConfigError, suffix: str = ""):
+    message, field = _describe(e)
+    return cls(message + suffix, file=file, where=f"{where}.{field}" if field else where)
 
 
 def parse_graph(doc, file: str, registry: Registry) -> Graph:
@@ -62,6 +77,11 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
     while i < len(blocks) and blocks[i]["type"] in EMBEDDING_TYPES:
         embeddings.append(_parse_embedding(blocks[i], i, len(embeddings), data, file))
         i += 1
+    for j in range(i, len(blocks)):
+        if blocks[j]["type"] in EMBEDDING_TYPES + ("Data",):
+            raise GraphStructureError(f"a {blocks[j]['type']} block after the dense layers; the "
+                                      f"Data block comes first, then all embeddings",
+                                      file=file, where=f"layers[{j}].type")
 
     layers: list[Layer] = []
     unknown: dict[str, list[int]] = {}
@@ -84,8 +104,8 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
                                        file=file, where=f"{where}.{attr[:-1]}")
         try:
             layer.params = h.parse(Params(block), layer)
-        except LayerError as e:
-            raise _wrap(e, file, where)
+        except (LayerError,) + HOSTILE_INPUT_ERRORS as e:
+            raise _wrap(e, file, where) from e
         layers.append(layer)
     if unknown:
         listing = "; ".join(f"{t} (layers {', '.join(map(str, idx))})" for t, idx in unknown.items())
@@ -98,61 +118,77 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
     return graph
 
 
+def _name(p: Params, path: str) -> str:
+    name = p.str(path)
+    if not name:
+        raise LayerError(f"field '{path}' must be a non-empty tensor name", path)
+    return name
+
+
 def _parse_data(block: dict, file: str) -> DataInput:
     p = Params(block)
     try:
         label_top = p.value("label.top")
-        label_dim = p.value("label.dim" if p.has("label.dim") else "label.label_dim")
+        dim_key = "label.dim" if p.has("label.dim") else "label.label_dim"
         if isinstance(label_top, str):
-            names = [label_top]
-            dims = [Params({"d": label_dim}).int("d", lo=1)]
+            names = [_name(p, "label.top")]
+            dims = [p.int(dim_key, lo=1)]
         else:
-            names = _tensor_names(label_top, "layers[0].label.top", file)
-            dims = p.int_list("label.label_dim", lo=1, min_len=1)
+            names = _tensor_names(label_top, "layers[0] (Data).label.top", file)
+            dims = p.int_list(dim_key, lo=1, min_len=1)
             if len(dims) != len(names):
                 raise LayerError(f"{len(names)} label names but {len(dims)} label_dim values",
-                                 "label.label_dim")
-        dense_name = p.str("dense.top")
+                                 dim_key)
+        dense_name = _name(p, "dense.top")
         dense_dim = p.int("dense.dense_dim", lo=0)
         sparse_blocks = p.value("sparse", [])
         if not isinstance(sparse_blocks, list):
-            raise LayerError("must be a list", "sparse")
-        sparse = []
-        for k, sb in enumerate(sparse_blocks):
-            sp = Params(sb if isinstance(sb, dict) else {})
-            name = sp.str("top")
-            slot_num = sp.int("slot_num", lo=1, hi=MAX_SLOTS)
-            nnz = sp.value("nnz_per_slot", None)
-            if nnz is None:
-                nnz_list = [sp.int("max_feature_num_per_sample", 1, lo=1)] * slot_num
-            elif isinstance(nnz, list):
-                nnz_list = sp.int_list("nnz_per_slot", lo=0, hi=1 << 20)
-            else:
-                nnz_list = [sp.int("nnz_per_slot", lo=0, hi=1 << 20)] * slot_num
-            if len(nnz_list) != slot_num:
-                raise LayerError(f"nnz_per_slot has {len(nnz_list)} entries, slot_num is "
-                                 f"{slot_num}", f"sparse[{k}].nnz_per_slot")
-            sparse.append(SparseInput(name, slot_num, nnz_list,
-                                      sp.bool("is_fixed_length", True)))
+            raise LayerError(f"field 'sparse' must be a list, found {sparse_blocks!r:.80}",
+                             "sparse")
+        sparse = [_parse_sparse_input(sb, k) for k, sb in enumerate(sparse_blocks)]
     except LayerError as e:
-        raise _wrap(e, file, "layers[0] (Data)")
+        raise _wrap(e, file, "layers[0] (Data)") from e
     return DataInput(names, dims, dense_name, dense_dim, sparse)
+
+
+def _parse_sparse_input(block, k: int) -> SparseInput:
+    at = f"sparse[{k}]"
+    if not isinstance(block, dict):
+        raise LayerError(f"field '{at}' must be an object, found {block!r:.80}", at)
+    sp = Params(block)
+    try:
+        name = _name(sp, "top")
+        slot_num = sp.int("slot_num", lo=1, hi=MAX_SLOTS)
+        nnz = sp.value("nnz_per_slot", None)
+        if nnz is None:  # pre-v3.4 hand-written configs
+            nnz_list = [sp.int("max_feature_num_per_sample", 1, lo=1, hi=MAX_SLOTS)] * slot_num
+        elif isinstance(nnz, list):
+            nnz_list = sp.int_list("nnz_per_slot", lo=0, hi=MAX_SLOTS)
+        else:
+            nnz_list = [sp.int("nnz_per_slot", lo=0, hi=MAX_SLOTS)] * slot_num
+        if len(nnz_list) != slot_num:
+            raise LayerError(f"nnz_per_slot has {len(nnz_list)} entries, slot_num is "
+                             f"{slot_num}", "nnz_per_slot")
+        fixed = sp.bool("is_fixed_length", True)
+    except LayerError as e:
+        raise LayerError(str(e), f"{at}.{e.field}" if e.field else at) from e
+    return SparseInput(name, slot_num, nnz_list, fixed)
 
 
 def _parse_embedding(block: dict, j: int, index: int, data: DataInput, file: str) -> Embedding:
     where = f"layers[{j}] ({block['type']})"
     p = Params(block)
     try:
-        bottom = p.str("bottom")
-        top = p.str("top")
+        bottom = _name(p, "bottom")
+        top = _name(p, "top")
         sp = data.sparse_input(bottom)
         if sp is None:
             raise LayerError(f"bottom {bottom!r} is not a sparse input of the Data block", "bottom")
         hp = "sparse_embedding_hparam"
         combiner = p.value(f"{hp}.combiner", "sum")
-        if combiner in (0, 1):  # pre-v3.4 integer form
+        if type(combiner) is int and combiner in (0, 1):  # pre-v3.4 integer form
             combiner = ("sum", "mean")[combiner]
-        if combiner not in ("sum", "mean"):
+        if not isinstance(combiner, str) or combiner not in ("sum", "mean"):
             raise LayerError(f"combiner must be 'sum' or 'mean', found {combiner!r}",
                              f"{hp}.combiner")
         emb = Embedding(
@@ -167,7 +203,7 @@ def _parse_embedding(block: dict, j: int, index: int, data: DataInput, file: str
             slot_size_array=p.int_list(f"{hp}.slot_size_array", [], hi=1 << 62),
         )
     except LayerError as e:
-        raise _wrap(e, file, where)
+        raise _wrap(e, file, where) from e
     return emb
 
 
@@ -212,33 +248,96 @@ def _check_and_infer(graph: Graph, registry: Registry, file: str) -> None:
                     f"collections are not saved in graph JSON)", file=file,
                     where=f"layers[{layer.index}].bottom")
 
-    # Kahn's algorithm, keeping JSON order among ready layers.
-    pending = list(graph.layers)
-    ordered: list = []
-    while pending:
-        ready = next((l for l in pending if all(b in shapes for b in l.bottoms)), None)
-        if ready is None:
-            names = ", ".join(l.label for l in pending[:5])
-            raise GraphStructureError(f"the layers form a cycle or wait on each other: {names}",
-                                      file=file, where="layers")
-        pending.remove(ready)
-        ordered.append(ready)
-        h = registry.get(ready.type)
-        ready.in_shapes = [shapes[b] for b in ready.bottoms]
-        try:
-            out = h.infer(ready)
-        except LayerError as e:
-            ins = ", ".join(fmt_shape(s) for s in ready.in_shapes)
-            raise GraphStructureError(f"{e} (inputs {ins})", file=file,
-                                      where=f"layers[{ready.index}] ({ready.type})"
-                                      + (f".{e.field}" if e.field else ""))
-        if len(out) < len(ready.tops):
-            out = list(out) + [out[0]] * (len(ready.tops) - len(out))
-        ready.out_shapes = list(out)
-        for t, s in zip(ready.tops, ready.out_shapes):
-            shapes[t] = s
-    graph.layers = ordered
+    _infer_in_order(graph, registry, file)
+    _check_labels(graph, registry, file)
     _collect_outputs(graph, registry, file)
+
+
+def _infer_in_order(graph: Graph, registry: Registry, file: str) -> None:
+    """Kahn's algorithm in linear time, taking the earliest ready layer in JSON order."""
+    shapes = graph.shapes
+    waiting: dict[str, list[int]] = defaultdict(list)
+    missing = []
+    ready: list[int] = []
+    for pos, layer in enumerate(graph.layers):
+        need = {b for b in layer.bottoms if b not in shapes}
+        missing.append(len(need))
+        for b in need:
+            waiting[b].append(pos)
+        if not need:
+            ready.append(pos)
+    heapq.heapify(ready)
+    ordered: list = []
+    while ready:
+        layer = graph.layers[heapq.heappop(ready)]
+        ordered.append(layer)
+        _infer_layer(layer, registry.get(layer.type), shapes, file)
+        for t in layer.tops:
+            for pos in waiting.pop(t, ()):
+                missing[pos] -= 1
+                if missing[pos] == 0:
+                    heapq.heappush(ready, pos)
+    if len(ordered) < len(graph.layers):
+        done = {id(l) for l in ordered}
+        stuck = [l.label for l in graph.layers if id(l) not in done]
+        more = f" and {len(stuck) - 5} more" if len(stuck) > 5 else ""
+        raise GraphStructureError(f"the layers form a cycle or wait on each other: "
+                                  f"{', '.join(stuck[:5])}{more}", file=file, where="layers")
+    graph.layers = ordered
+
+
+def _infer_layer(layer: Layer, h, shapes: dict, file: str) -> None:
+    where = f"layers[{layer.index}] ({layer.type})"
+    layer.in_shapes = [shapes[b] for b in layer.bottoms]
+    try:
+        out = list(h.infer(layer))
+    except (LayerError,) + HOSTILE_INPUT_ERRORS as e:
+        ins = ", ".join(fmt_shape(s) for s in layer.in_shapes)
+        raise _wrap(e, file, where, GraphStructureError, f" (inputs {ins})") from e
+    if len(out) < len(layer.tops):
+        out = out + [out[0]] * (len(layer.tops) - len(out))
+    for shape in out:
+        if not _valid_shape(shape):
+            raise GraphStructureError(f"inferred output shape {shape!r:.80} is not valid: every "
+                                      f"dimension must be an integer in [0, {MAX_DIM}] (are the "
+                                      f"layer parameters corrupt?)", file=file, where=where)
+    layer.out_shapes = out
+    for t, s in zip(layer.tops, out):
+        shapes[t] = s
+
+
+def _valid_shape(shape) -> bool:
+    if not isinstance(shape, tuple) or not shape:
+        return False
+    first, rest = shape[0], shape[1:]
+    if not (isinstance(first, Batch) and first.scale > 0 or _valid_dim(first)):
+        return False
+    return all(_valid_dim(d) for d in rest)
+
+
+def _valid_dim(d) -> bool:
+    return isinstance(d, numbers.Integral) and not isinstance(d, bool) and 0 <= d <= MAX_DIM
+
+
+def _check_labels(graph: Graph, registry: Registry, file: str) -> None:
+    """Labels exist only in training: only loss layers (as their second input) and the
+    Slices that split them may read them, and a loss must read one there."""
+    label_like = set(graph.data.label_names)
+    for layer in graph.layers:  # topological order: a Slice of a label comes first
+        if layer.type == "Slice" and layer.bottoms[0] in label_like:
+            label_like.update(layer.tops)
+    for layer in graph.layers:
+        is_loss = registry.get(layer.type).is_loss
+        for k, b in enumerate(layer.bottoms):
+            if is_loss and k == 1:
+                if b not in label_like:
+                    raise GraphStructureError(
+                        f"{layer.label} reads {b!r} as its label, which is no Data label",
+                        file=file, where=f"layers[{layer.index}].bottom")
+            elif b in label_like and not (layer.type == "Slice" and k == 0):
+                raise GraphStructureError(
+                    f"{layer.label} reads label tensor {b!r}; labels are not available at "
+                    f"inference", file=file, where=f"layers[{layer.index}].bottom")
 
 
 def _collect_outputs(graph: Graph, registry: Registry, file: str) -> None:

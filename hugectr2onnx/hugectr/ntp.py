@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -27,6 +28,10 @@ def load_ntp(graph: Graph, path, registry: Registry | None = None) -> None:
     except json.JSONDecodeError as e:
         raise NtpError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}",
                        file=file, where=f"byte offset {e.pos}")
+    except RecursionError:
+        raise NtpError("JSON nested too deeply", file=file)
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise NtpError(f"malformed JSON: {e}", file=file)
     entries = doc.get("layers") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise NtpError("expected an object with a 'layers' list", file=file, where="layers")
@@ -49,5 +54,15 @@ def load_ntp(graph: Graph, path, registry: Registry | None = None) -> None:
                 raise NtpError(f"'{spec.name}' has {len(values)} values, {layer.label} needs "
                                f"{spec.size}", file=file, where=f"{where}.{spec.name}")
             # fp16 runs write 2*C values of which the first C are valid (FORMATS §4).
-            arr = np.asarray(values[:spec.size], dtype=np.float32).reshape(spec.shape)
-            layer.weights[spec.name] = arr
+            # Values beyond float32 become inf, which the finiteness check reports.
+            with np.errstate(over="ignore"):
+                arr = _floats(values[:spec.size]).astype(np.float32)
+            layer.weights[spec.name] = arr.reshape(spec.shape)
+
+
+def _floats(values: list) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64: rare, so only then one by one
+        return np.asarray([v if isinstance(v, float) or abs(v) < 1 << 1000
+                           else math.copysign(math.inf, v) for v in values], dtype=np.float64)

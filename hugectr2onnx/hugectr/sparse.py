@@ -12,25 +12,43 @@ import numpy as np
 
 from ..errors import SparseModelError
 from ..ir import Embedding, EmbeddingTable
-from .files import existing_file, existing_path
+from .files import existing_file, existing_path, map_array
 
 KEY_TYPES = {"I64": 8, "I32": 4}
 OPTIMIZER_STATES = {"Adam": 2, "Ftrl": 2, "AdaGrad": 1, "MomentumSGD": 1, "Nesterov": 1,
                     "RMSProp": 1, "SGD": 0}
+MAX_GPUS = 1 << 16  # a GPU count recovered from the graph beyond this is a corrupt field
+CHUNK_VALUES = 1 << 22  # values scanned at a time, so checks need little extra memory
 
 
 def load_table(path, emb: Embedding, key_type: str = "I64") -> EmbeddingTable:
     """A folder (v3.1+) or a legacy single file (v3.0 and earlier), by what is on disk."""
     p = existing_path(path, f"sparse model of embedding #{emb.index}")
     if p.is_dir():
-        return read_folder(p, emb.vec_size, emb.localized)
-    return read_legacy_file(p, emb.vec_size, emb.localized, key_type)
+        table = read_folder(p, emb.vec_size, emb.localized)
+    else:
+        table = read_legacy_file(p, emb.vec_size, emb.localized, key_type)
+    if table.slot_ids is not None:
+        _check_slot_ids(table, emb)
+    return table
 
 
-def _map(path: Path, dtype, count: int, shape=None) -> np.ndarray:
-    if count == 0:
-        return np.zeros(shape or (0,), dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape or (count,))
+def _check_slot_ids(table: EmbeddingTable, emb: Embedding) -> None:
+    # HugeCTR stores a global slot index below slot_num (store_slot_id_functor.cu); a larger
+    # one would silently move the key to another GPU's group.
+    top = int(table.slot_ids.max())
+    if top >= emb.slot_num:
+        row = int(np.argmax(np.asarray(table.slot_ids) >= emb.slot_num))
+        raise SparseModelError(f"slot id {top} at row {row}, but the embedding's input has "
+                               f"{emb.slot_num} slots", file=table.source,
+                               where=f"slot_id row {row}")
+
+
+def count_nonfinite(vectors: np.ndarray) -> int:
+    """NaN/Inf values of a (memory-mapped) table, scanned in chunks."""
+    rows = max(1, CHUNK_VALUES // max(1, vectors.shape[1]))
+    return sum(int(vectors[i:i + rows].size - np.isfinite(vectors[i:i + rows]).sum())
+               for i in range(0, vectors.shape[0], rows))
 
 
 def read_folder(folder: Path, vec_size: int, localized: bool) -> EmbeddingTable:
@@ -48,11 +66,11 @@ def read_folder(folder: Path, vec_size: int, localized: bool) -> EmbeddingTable:
     row = 4 * vec_size
     if vec_bytes != k * row:
         hint = ""
-        if vec_bytes % k == 0 and vec_bytes // k % 4 == 0:
+        if vec_bytes == k * 2 * vec_size:
+            hint = "; that is 2 bytes per value: fp16 vectors? HugeCTR writes float32"
+        elif vec_bytes % k == 0 and vec_bytes // k % 4 == 0:
             hint = (f"; it holds {vec_bytes // k // 4} floats per key, the graph says "
                     f"embedding_vec_size {vec_size}")
-        elif vec_bytes % k == 0 and vec_bytes // k == 2 * vec_size:
-            hint = "; it looks like fp16 vectors, HugeCTR writes float32"
         raise SparseModelError(f"{vec_bytes} bytes, expected {k} keys x {vec_size} floats = "
                                f"{k * row} bytes{hint}", file=str(vec_file),
                                where=f"byte offset {min(vec_bytes, k * row)}")
@@ -64,9 +82,9 @@ def read_folder(folder: Path, vec_size: int, localized: bool) -> EmbeddingTable:
             raise SparseModelError(f"{slot_file.stat().st_size} bytes, expected {k} uint64 slot "
                                    f"ids = {8 * k} bytes", file=str(slot_file),
                                    where=f"byte offset {min(slot_file.stat().st_size, 8 * k)}")
-        slot_ids = _map(slot_file, "<u8", k)
-    return EmbeddingTable(keys=_map(key_file, "<i8", k),
-                          vectors=_map(vec_file, "<f4", k, (k, vec_size)),
+        slot_ids = map_array(slot_file, "<u8", (k,), "embedding slot ids")
+    return EmbeddingTable(keys=map_array(key_file, "<i8", (k,), "embedding keys"),
+                          vectors=map_array(vec_file, "<f4", (k, vec_size), "embedding vectors"),
                           slot_ids=slot_ids, source=str(folder))
 
 
@@ -90,7 +108,7 @@ def read_legacy_file(path: Path, vec_size: int, localized: bool,
     k = size // record.itemsize
     if k == 0:
         raise SparseModelError("the table has no keys (an unfinished snapshot?)", file=str(path))
-    rec = np.memmap(path, dtype=record, mode="r", shape=(k,))
+    rec = map_array(path, record, (k,), "sparse model")
     keys = rec["key"].astype(np.int64)  # zero-extends uint32 keys
     return EmbeddingTable(keys=keys, vectors=rec["vec"],
                           slot_ids=np.asarray(rec["slot_id"]) if localized else None,
@@ -107,7 +125,8 @@ def gpu_count(emb: Embedding) -> int | None:
     per_gpu = math.floor(emb.workspace_size_per_gpu_in_mb * 2 ** 20 / ((1 + states) * 4 * emb.vec_size))
     if per_gpu <= 0 or emb.max_vocabulary_size_global % per_gpu:
         return None
-    return emb.max_vocabulary_size_global // per_gpu
+    gpus = emb.max_vocabulary_size_global // per_gpu
+    return gpus if gpus <= MAX_GPUS else None
 
 
 def check_keys(table: EmbeddingTable, emb: Embedding, num_gpus: int | None) -> int:
