@@ -130,7 +130,8 @@ else:
                           lookup=args["lookup"], external_data=args["external"],
                           progress=False)
     report = {"strategy": r.tables[0]["strategy"], "files": r.files}
-print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": hwm_mb(), "phases": phases,
+peak = max([hwm_mb()] + [p["peak_mb"] for p in phases.values()])  # phases reset VmHWM
+print(json.dumps({"seconds": time.perf_counter() - t, "peak_mb": peak, "phases": phases,
                   **report}))
 """
 
