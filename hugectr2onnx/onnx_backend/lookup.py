@@ -1,18 +1,25 @@
 """Key -> row lookups for embedding tables.
 
-Every strategy maps int64 keys to 1-based row ids of the table (row 0 is the all-zero row
-that missing keys read), offers a numpy mirror ``rows`` and emits ONNX with ``emit``.
+Every strategy maps int64 keys (any value) to 1-based row ids of the table (row 0 is the
+all-zero row that missing keys read), offers a numpy mirror ``rows`` and emits ONNX with
+``emit``. Builds are vectorized numpy; see docs/lookup.md for the design and measurements.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import UsageError
 
-STRATEGIES = ("auto", "direct", "label_encoder")
+STRATEGIES = ("auto", "direct", "hash", "label_encoder")
 DIRECT_MAX_SPREAD = 4  # direct array if the key range is at most this many times the key count
 DIRECT_MIN_RANGE = 1 << 16  # ...or this small
+DIRECT_HARD_LIMIT = 64  # an explicit "direct" refuses ranges above 64 x keys (and 2^24)
+
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class KeyIndex:
@@ -24,42 +31,282 @@ class KeyIndex:
     def emit(self, g, keys: str, hint: str) -> str:
         raise NotImplementedError
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the index tensors written into the model."""
+        raise NotImplementedError
+
+
+def _default_rows(n: int, rows) -> np.ndarray:
+    return np.arange(1, n + 1, dtype=np.int64) if rows is None else np.asarray(rows)
+
+
+# --- direct ---------------------------------------------------------------------------------
 
 class DirectIndex(KeyIndex):
-    """A dense array over [min_key, max_key]: one Sub, one Gather."""
+    """A dense array over [min_key - 1, max_key + 1] whose end entries are 0: Clip, Sub, Gather.
+
+    Clipping before subtracting keeps the arithmetic inside int64 for any key."""
 
     name = "direct"
 
-    def __init__(self, keys: np.ndarray, rows: np.ndarray):
-        self.lo = int(keys.min())
-        hi = int(keys.max())
-        self.table = np.zeros(hi - self.lo + 1, dtype=np.int64)
-        self.table[keys - self.lo] = rows
+    def __init__(self, keys: np.ndarray, rows=None):
+        keys = np.asarray(keys, dtype=np.int64)
+        rows = _default_rows(keys.size, rows)
+        lo, hi = int(keys.min()), int(keys.max())
+        # a guard entry below/above the range, unless the range touches the int64 limits
+        self.lo = lo - 1 if lo > I64_MIN else lo
+        self.hi = hi + 1 if hi < I64_MAX else hi
+        dtype = np.int32 if rows.size == 0 or int(rows.max()) < 2 ** 31 else np.int64
+        self.table = np.zeros(self.hi - self.lo + 1, dtype=dtype)
+        self.table[keys - np.int64(self.lo)] = rows
 
     def rows(self, keys):
-        k = np.asarray(keys, dtype=np.int64) - self.lo
-        inside = (k >= 0) & (k < self.table.size)
-        return np.where(inside, self.table[np.clip(k, 0, self.table.size - 1)], 0)
+        k = np.clip(np.asarray(keys, dtype=np.int64), self.lo, self.hi) - np.int64(self.lo)
+        return self.table[k].astype(np.int64)
 
     def emit(self, g, keys, hint):
         table = g.add_initializer(f"{hint}.key_rows", self.table)
-        k = g.node("Sub", [keys, g.const(np.int64(self.lo))], hint=f"{hint}/offset")
-        n = self.table.size
-        inside = g.node("And", [g.node("GreaterOrEqual", [k, g.const(np.int64(0))]),
-                                g.node("Less", [k, g.const(np.int64(n))])], hint=f"{hint}/inside")
-        safe = g.node("Where", [inside, k, g.const(np.int64(0))], hint=f"{hint}/safe")
-        found = g.node("Gather", [table, safe], axis=0, hint=f"{hint}/row")
-        return g.node("Where", [inside, found, g.const(np.int64(0))], hint=f"{hint}/rows")
+        c = g.node("Clip", [keys, g.const(np.int64(self.lo)), g.const(np.int64(self.hi))],
+                   hint=f"{hint}/clip")
+        k = g.node("Sub", [c, g.const(np.int64(self.lo))], hint=f"{hint}/offset")
+        found = g.node("Gather", [table, k], axis=0, hint=f"{hint}/row")
+        if self.table.dtype == np.int64:
+            return found
+        return g.node("Cast", [found], to=TensorProto.INT64, hint=f"{hint}/rows")
 
+    @property
+    def nbytes(self):
+        return self.table.nbytes
+
+
+# --- hash -----------------------------------------------------------------------------------
+
+HASH_LOAD = 0.9  # keys per slot of a level's pair table
+HASH_BUCKET_KEYS = 4  # mean keys per bucket (rounded to a power-of-two bucket count)
+HASH_ROUNDS = 4000  # placement attempts per bucket before it moves to the next level
+HASH_LEVELS = 8
+SMALL_LEVEL = 4096  # levels this small get a sparser table: placement is then trivial
+HASH_MAX_BUCKET = 48  # a larger bucket means a multiplier that clusters these keys: redraw
+HASH_BUCKET_TRIES = 3
+GOLDEN = 0x9E3779B97F4A7C15  # 2^64 / golden ratio, odd
+_CHUNK = 1 << 22
+
+
+class _HashLevel:
+    """One displacement level: bucket = top bits of key*a; slot = fastrange(top 32 bits of
+    key*mult[bucket], M); pairs[slot] = (key, row). All arithmetic is uint64 modulo 2^64,
+    which ONNX Mul/BitShift on uint64 define, so no value can overflow."""
+
+    def __init__(self, a: int, bits: int, mult: np.ndarray, pairs: np.ndarray):
+        self.a, self.bits, self.mult, self.pairs = np.uint64(a), bits, mult, pairs
+
+    @property
+    def size(self) -> int:
+        return self.pairs.shape[0]
+
+    def slots(self, ku: np.ndarray) -> np.ndarray:
+        b = (ku * self.a) >> np.uint64(64 - self.bits)
+        return _fastrange(ku * self.mult[b], self.size)
+
+    def rows(self, ku, k):
+        p = self.pairs[self.slots(ku).astype(np.int64)]
+        return np.where(p[..., 0] == k, p[..., 1], 0)
+
+    def emit(self, g, ku: str, keys: str, hint: str) -> str:
+        mult = g.add_initializer(f"{hint}.mult", self.mult)
+        pairs = g.add_initializer(f"{hint}.pairs", self.pairs)
+        h = g.node("Mul", [ku, g.const(self.a)], hint=f"{hint}/h")
+        b = g.node("BitShift", [h, g.const(np.uint64(64 - self.bits))], direction="RIGHT",
+                   hint=f"{hint}/bucket")
+        m = g.node("Gather", [mult, g.node("Cast", [b], to=TensorProto.INT64, hint=f"{hint}/bi")],
+                   axis=0, hint=f"{hint}/m")
+        hm = g.node("BitShift", [g.node("Mul", [ku, m], hint=f"{hint}/hm"),
+                                 g.const(np.uint64(32))], direction="RIGHT", hint=f"{hint}/hm32")
+        s = g.node("BitShift", [g.node("Mul", [hm, g.const(np.uint64(self.size))],
+                                       hint=f"{hint}/scaled"),
+                                g.const(np.uint64(32))], direction="RIGHT", hint=f"{hint}/slot")
+        si = g.node("Cast", [s], to=TensorProto.INT64, hint=f"{hint}/si")
+        p = g.node("Gather", [pairs, si], axis=0, hint=f"{hint}/pair")  # [..., 2]
+        stored = g.node("Gather", [p, g.const(np.int64(0))], axis=-1, hint=f"{hint}/key")
+        row = g.node("Gather", [p, g.const(np.int64(1))], axis=-1, hint=f"{hint}/row")
+        hit = g.node("Cast", [g.node("Equal", [stored, keys], hint=f"{hint}/eq")],
+                     to=TensorProto.INT64, hint=f"{hint}/hit")
+        return g.node("Mul", [row, hit], hint=f"{hint}/rows")
+
+
+def _fastrange(h: np.ndarray, n: int) -> np.ndarray:
+    """Top 32 bits of ``h`` scaled to [0, n) (Lemire), in place on ``h``."""
+    h >>= np.uint64(32)
+    h *= np.uint64(n)
+    h >>= np.uint64(32)
+    return h
+
+
+def _odd_u64(rng, n: int) -> np.ndarray:
+    return rng.integers(0, 1 << 63, size=n, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+
+class HashIndex(KeyIndex):
+    """Hash-and-displace from standard operators (no ai.onnx.ml): per level ~2 random gathers.
+
+    Keys whose bucket cannot be placed go to the next, much smaller level (new constants), so
+    correctness never depends on the hash constants; queries add the levels' results."""
+
+    name = "hash"
+
+    def __init__(self, keys: np.ndarray, rows=None, *, seed: int = 0x5EED):
+        keys = np.asarray(keys)
+        if keys.dtype != np.int64:
+            keys = keys.astype(np.int64)
+        rng = np.random.default_rng(seed)
+        self.levels: list[_HashLevel] = []
+        sel = None  # positions of the keys still to place (None: all)
+        while sel is None or sel.size:
+            if len(self.levels) == HASH_LEVELS:
+                _raise_unplaced(keys, sel)
+            level, sel = _build_level(keys, rows, sel, rng, first=not self.levels)
+            if level is None:
+                break
+            self.levels.append(level)
+            if sel.size and np.unique(keys[sel]).size < sel.size:  # (never placeable)
+                _raise_unplaced(keys, sel)
+
+    def rows(self, keys):
+        k = np.asarray(keys, dtype=np.int64)
+        ku = k.view(np.uint64)
+        out = np.zeros(k.shape, dtype=np.int64)
+        for level in self.levels:
+            out += level.rows(ku, k)
+        return out
+
+    def emit(self, g, keys, hint):
+        if not self.levels:
+            return g.node("Mul", [keys, g.const(np.int64(0))], hint=f"{hint}/rows")
+        ku = g.node("Cast", [keys], to=TensorProto.UINT64, hint=f"{hint}/ku")
+        out = None
+        for i, level in enumerate(self.levels):
+            r = level.emit(g, ku, keys, f"{hint}/hash{i}")
+            out = r if out is None else g.node("Add", [out, r], hint=f"{hint}/rows")
+        return out
+
+    @property
+    def nbytes(self):
+        return sum(l.mult.nbytes + l.pairs.nbytes for l in self.levels)
+
+
+def _raise_unplaced(keys, sel):
+    left = np.asarray(keys[sel])
+    if np.unique(left).size < left.size:
+        raise UsageError("duplicate keys in an embedding table: a key must map to one row")
+    raise UsageError(f"hash lookup could not place {left.size} keys after {HASH_LEVELS} levels")
+
+
+def _build_level(keys, rows, sel, rng, first: bool):
+    """Place the keys at positions ``sel`` (all if None); returns (level, positions left)."""
+    n = keys.size if sel is None else sel.size
+    if n == 0:
+        return None, np.zeros(0, dtype=np.int64)
+    load = HASH_LOAD if n > SMALL_LEVEL else 0.5
+    size = max(2, math.ceil(n / load))
+    bits = min(max(1, math.ceil(math.log2(max(n / HASH_BUCKET_KEYS, 1)))), 31)  # mean 2-4
+    ku = (keys if sel is None else keys[sel]).view(np.uint64)
+    for attempt in range(HASH_BUCKET_TRIES):
+        # Fibonacci hashing spreads arithmetic progressions (sequential ids) evenly
+        a = GOLDEN if first and attempt == 0 else int(_odd_u64(rng, 1)[0])
+        order, starts = _group_by_bucket(ku, np.uint64(a), bits)
+        sizes = np.diff(starts)
+        if sizes.max() <= HASH_MAX_BUCKET:
+            break
+    mult = np.ones(1 << bits, dtype=np.uint64)
+    pairs = np.zeros((size, 2), dtype=np.int64)
+    occupied = np.zeros(size, dtype=bool)
+    failed = []
+    # bucket 0 first: it holds key 0, whose slot is 0 whatever the multiplier; then the
+    # largest buckets first, in chunks that bound the temporaries
+    groups = [np.zeros(1, dtype=np.int64)] if sizes[0] else []
+    sizes[0] = 0
+    for s in np.unique(sizes[sizes > 0])[::-1]:  # few distinct sizes
+        bk = np.flatnonzero(sizes == s)
+        groups += [bk[c:c + _CHUNK // 4] for c in range(0, bk.size, _CHUNK // 4)]
+    for bk in groups:
+        s = int(starts[bk[0] + 1] - starts[bk[0]])
+        members = order[starts[bk][:, None] + np.arange(s)]  # [buckets, s] local positions
+        left = _place(ku, members, bk, rows, sel, rng, mult, pairs, occupied)
+        if left.size:
+            failed.append(members[left].ravel())
+    rest = np.concatenate(failed) if failed else np.zeros(0, dtype=np.int64)
+    rest = rest.astype(np.int64) if sel is None else sel[rest]
+    return _HashLevel(a, bits, mult, pairs), rest
+
+
+def _group_by_bucket(ku, a, bits):
+    """Positions sorted by bucket and bucket start offsets, via one in-place uint64 sort of
+    (bucket << 32 | position) to avoid argsort's int64 temporaries."""
+    n = ku.size
+    tag = np.empty(n, dtype=np.uint64)
+    for c in range(0, n, _CHUNK):
+        t = tag[c:c + _CHUNK]
+        np.multiply(ku[c:c + _CHUNK], a, out=t)
+        t >>= np.uint64(64 - bits)
+        t <<= np.uint64(32)
+        t |= np.arange(c, c + t.size, dtype=np.uint64)
+    tag.sort()
+    starts = np.searchsorted(tag, np.arange((1 << bits) + 1, dtype=np.uint64) << np.uint64(32))
+    order = np.empty(n, dtype=np.int32 if n < 2 ** 31 else np.int64)
+    for c in range(0, n, _CHUNK):
+        order[c:c + _CHUNK] = tag[c:c + _CHUNK] & np.uint64(0xFFFFFFFF)
+    return order, starts.astype(order.dtype)
+
+
+def _place(ku, members, bk, rows, sel, rng, mult, pairs, occupied):
+    """Vectorized rounds: every pending bucket draws a multiplier; it is accepted if its slots
+    are distinct, free and claimed by no other bucket this round. Returns the indices (into
+    ``bk``) of buckets never placed."""
+    kk = ku[members]
+    size = occupied.size
+    claim = pairs[:, 1]  # the row column of free slots doubles as a scratch claim array
+    pending = np.arange(bk.size)
+    for _ in range(HASH_ROUNDS):
+        m = _odd_u64(rng, pending.size)
+        slots = _fastrange(kk[pending] * m[:, None], size).astype(np.int64)
+        ok = ~occupied[slots].any(axis=1)
+        if slots.shape[1] > 1:
+            srt = np.sort(slots, axis=1)
+            ok &= (srt[:, 1:] != srt[:, :-1]).all(axis=1)
+        cand = np.flatnonzero(ok)
+        ids = (cand + 1)[:, None]  # nonzero ids; free slots hold row 0
+        claim[slots[cand]] = ids
+        won = (claim[slots[cand]] == ids).all(axis=1)
+        claim[slots[cand]] = 0
+        acc = cand[won]
+        at = slots[acc].ravel()
+        pos = members[pending[acc]].ravel()
+        occupied[at] = True
+        pairs[at, 0] = ku[pos].view(np.int64)
+        glob = pos if sel is None else sel[pos]
+        pairs[at, 1] = glob + 1 if rows is None else np.asarray(rows)[glob]
+        mult[bk[pending[acc]]] = m[acc]
+        pending = np.delete(pending, acc)
+        if pending.size == 0:
+            break
+    return pending
+
+
+# --- label encoder --------------------------------------------------------------------------
 
 class LabelEncoderIndex(KeyIndex):
-    """ai.onnx.ml LabelEncoder (a hash map inside ONNX Runtime); not available in TensorRT."""
+    """ai.onnx.ml LabelEncoder (a hash map inside ONNX Runtime); not available in TensorRT.
+
+    With opset >= 20 the keys go into tensor attributes (ai.onnx.ml 4, faster to load and to
+    run in ONNX Runtime); below that into int64 list attributes (ai.onnx.ml 2)."""
 
     name = "label_encoder"
+    TENSOR_ATTRS_FROM_OPSET = 20
 
-    def __init__(self, keys: np.ndarray, rows: np.ndarray):
+    def __init__(self, keys: np.ndarray, rows=None):
         self.keys = np.asarray(keys, dtype=np.int64)
-        self.values = np.asarray(rows, dtype=np.int64)
+        self.values = _default_rows(self.keys.size, rows).astype(np.int64)
         order = np.argsort(self.keys)
         self._sorted, self._sorted_rows = self.keys[order], self.values[order]
 
@@ -69,28 +316,55 @@ class LabelEncoderIndex(KeyIndex):
         return np.where(self._sorted[pos] == k, self._sorted_rows[pos], 0)
 
     def emit(self, g, keys, hint):
+        if g.opset >= self.TENSOR_ATTRS_FROM_OPSET:
+            g.ml_opset = max(g.ml_opset, 4)
+            return g.node("LabelEncoder", [keys], domain="ai.onnx.ml", hint=f"{hint}/rows",
+                          keys_tensor=numpy_helper.from_array(self.keys, "keys"),
+                          values_tensor=numpy_helper.from_array(self.values, "values"),
+                          default_tensor=numpy_helper.from_array(np.zeros(1, np.int64), "default"))
         g.ml_opset = max(g.ml_opset, 2)
-        return g.node("LabelEncoder", [keys], domain="ai.onnx.ml", hint=f"{hint}/rows",
-                      keys_int64s=self.keys.tolist(), values_int64s=self.values.tolist(),
-                      default_int64=0)
+        out = g.node("LabelEncoder", [keys], domain="ai.onnx.ml", hint=f"{hint}/rows",
+                     default_int64=0)
+        # filled in place: make_attribute would first copy the arrays into Python lists
+        for name, values in (("keys_int64s", self.keys), ("values_int64s", self.values)):
+            attr = helper.make_attribute(name, [0])
+            del attr.ints[:]
+            attr.ints.extend(values)
+            g.nodes[-1].attribute.append(attr)
+        return out
+
+    @property
+    def nbytes(self):
+        return self.keys.nbytes + self.values.nbytes
+
+
+# --- choice ---------------------------------------------------------------------------------
+
+def _spread(keys: np.ndarray) -> int:
+    return int(keys.max()) - int(keys.min()) + 1 if keys.size else 0
 
 
 def build_index(keys: np.ndarray, rows: np.ndarray | None = None,
                 strategy: str = "auto") -> KeyIndex:
-    """Index over unique ``keys``; ``rows`` default to 1..K in key order."""
-    keys = np.asarray(keys, dtype=np.int64)
-    if rows is None:
-        rows = np.arange(1, keys.size + 1, dtype=np.int64)
+    """Index over unique ``keys``; ``rows`` default to 1..K in key order.
+
+    ``auto``: direct when the key range is compact, else the hash (measured fastest, and made
+    of standard operators only)."""
+    keys = np.asarray(keys)
     if strategy not in STRATEGIES:
         raise UsageError(f"lookup must be one of {list(STRATEGIES)}, found {strategy!r}")
     if strategy == "auto":
-        spread = int(keys.max()) - int(keys.min()) + 1 if keys.size else 0
-        compact = spread <= max(DIRECT_MAX_SPREAD * keys.size, DIRECT_MIN_RANGE)
-        strategy = "direct" if compact else "label_encoder"
+        compact = keys.size and _spread(keys) <= max(DIRECT_MAX_SPREAD * keys.size,
+                                                     DIRECT_MIN_RANGE)
+        strategy = "direct" if compact else "hash"
     if strategy == "direct":
-        spread = int(keys.max()) - int(keys.min()) + 1
-        if spread > max(64 * keys.size, 1 << 24):
+        if not keys.size:
+            raise UsageError("direct lookup needs at least one key")
+        spread = _spread(keys)
+        if spread > max(DIRECT_HARD_LIMIT * keys.size, 1 << 24):
             raise UsageError(f"direct lookup needs an array of {spread} entries for "
                              f"{keys.size} keys; use another lookup")
         return DirectIndex(keys, rows)
+    if strategy == "hash":
+        return HashIndex(keys, rows)
     return LabelEncoderIndex(keys, rows)
