@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import SparseModelError
 from ..ir import Embedding, EmbeddingTable
+from ..onnx_backend.external import drop_pages
 from .files import existing_file, existing_path, map_array
 
 KEY_TYPES = {"I64": 8, "I32": 4}
@@ -47,8 +48,11 @@ def _check_slot_ids(table: EmbeddingTable, emb: Embedding) -> None:
 def count_nonfinite(vectors: np.ndarray) -> int:
     """NaN/Inf values of a (memory-mapped) table, scanned in chunks."""
     rows = max(1, CHUNK_VALUES // max(1, vectors.shape[1]))
-    return sum(int(vectors[i:i + rows].size - np.isfinite(vectors[i:i + rows]).sum())
-               for i in range(0, vectors.shape[0], rows))
+    bad = 0
+    for i in range(0, vectors.shape[0], rows):  # chunks of rows
+        bad += int(vectors[i:i + rows].size - np.isfinite(vectors[i:i + rows]).sum())
+        drop_pages(vectors)  # read pages of a memory map count in RSS until released
+    return bad
 
 
 def read_folder(folder: Path, vec_size: int, localized: bool) -> EmbeddingTable:
@@ -133,6 +137,7 @@ def check_keys(table: EmbeddingTable, emb: Embedding, num_gpus: int | None) -> i
     """Reject duplicate keys that no slot_id can tell apart; returns the GPU count to use (1 if
     keys are unique)."""
     sk = np.array(table.keys, dtype=np.int64)  # one copy, sorted in place: no argsort
+    drop_pages(table.keys)
     sk.sort()
     if not (sk[1:] == sk[:-1]).any():
         return 1

@@ -197,3 +197,25 @@ def test_check_keys_names_duplicate_rows():
         check_keys(table, Emb(), None)
     table.keys = np.array([5, 9, 7], np.int64)
     assert check_keys(table, Emb(), None) == 1
+
+
+def _rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    pytest.skip("no /proc/self/status")
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_scanning_and_streaming_a_table_keep_rss_flat(tmp_path, kernel_copy):
+    from hugectr2onnx.hugectr.sparse import count_nonfinite
+
+    rows = (96 << 20) // 256
+    np.full((rows, 64), 0.5, dtype="<f4").tofile(tmp_path / "emb_vector")
+    vec = np.memmap(tmp_path / "emb_vector", dtype="<f4", mode="r", shape=(rows, 64))
+    before = _rss_mb()
+    assert count_nonfinite(vec) == 0
+    with open(tmp_path / "out", "w+b", buffering=0) as f:
+        DataFile(f.fileno(), "out", kernel_copy=kernel_copy).add("t", ZeroRowTable(vec))
+        DataFile(f.fileno(), "out").add("t", ZeroRowTable(vec[:, :32]))  # strided: chunked
+    assert _rss_mb() - before < 48  # a 96 MB table; the copy buffer is 16 MB
