@@ -29,6 +29,14 @@ class KeyIndex:
         raise NotImplementedError
 
     def emit(self, g, keys: str, hint: str) -> str:
+        """Rows for ``keys`` (any shape). The work runs on a flat view: ONNX Runtime's
+        broadcasting of a scalar against [B, S, 1] is ~10x slower than against [B*S]."""
+        flat = g.reshape(keys, [-1])
+        rows = self._emit_flat(g, flat, hint)
+        return g.node("Reshape", [rows, g.node("Shape", [keys], hint=f"{hint}/shape")],
+                      hint=f"{hint}/rows")
+
+    def _emit_flat(self, g, keys: str, hint: str) -> str:
         raise NotImplementedError
 
     @property
@@ -65,12 +73,12 @@ class DirectIndex(KeyIndex):
         k = np.clip(np.asarray(keys, dtype=np.int64), self.lo, self.hi) - np.int64(self.lo)
         return self.table[k].astype(np.int64)
 
-    def emit(self, g, keys, hint):
+    def _emit_flat(self, g, keys, hint):
         table = g.add_initializer(f"{hint}.key_rows", self.table)
         c = g.node("Clip", [keys, g.const(np.int64(self.lo)), g.const(np.int64(self.hi))],
                    hint=f"{hint}/clip")
         k = g.node("Sub", [c, g.const(np.int64(self.lo))], hint=f"{hint}/offset")
-        found = g.node("Gather", [table, k], axis=0, hint=f"{hint}/row")
+        found = g.node("GatherElements", [table, k], hint=f"{hint}/row")  # cheaper than Gather
         if self.table.dtype == np.int64:
             return found
         return g.node("Cast", [found], to=TensorProto.INT64, hint=f"{hint}/rows")
@@ -95,43 +103,49 @@ _CHUNK = 1 << 22
 
 class _HashLevel:
     """One displacement level: bucket = top bits of key*a; slot = fastrange(top 32 bits of
-    key*mult[bucket], M); pairs[slot] = (key, row). All arithmetic is uint64 modulo 2^64,
-    which ONNX Mul/BitShift on uint64 define, so no value can overflow."""
+    key*mult[bucket], M); slot_keys[slot] == key -> slot_rows[slot]. All arithmetic is
+    uint64 modulo 2^64, which ONNX Mul/BitShift on uint64 define, so nothing overflows."""
 
-    def __init__(self, a: int, bits: int, mult: np.ndarray, pairs: np.ndarray):
-        self.a, self.bits, self.mult, self.pairs = np.uint64(a), bits, mult, pairs
+    def __init__(self, a: int, bits: int, mult, slot_keys, slot_rows):
+        self.a, self.bits, self.mult = np.uint64(a), bits, mult
+        self.slot_keys, self.slot_rows = slot_keys, slot_rows
 
     @property
     def size(self) -> int:
-        return self.pairs.shape[0]
+        return self.slot_keys.size
 
     def slots(self, ku: np.ndarray) -> np.ndarray:
         b = (ku * self.a) >> np.uint64(64 - self.bits)
         return _fastrange(ku * self.mult[b], self.size)
 
     def rows(self, ku, k):
-        p = self.pairs[self.slots(ku).astype(np.int64)]
-        return np.where(p[..., 0] == k, p[..., 1], 0)
+        s = self.slots(ku).astype(np.int64)
+        return np.where(self.slot_keys[s] == k, self.slot_rows[s], 0)
 
     def emit(self, g, ku: str, keys: str, hint: str) -> str:
+        """On flat keys, with GatherElements on 1-D arrays: ONNX Runtime's Gather costs
+        several times more per scalar element (measured, docs/lookup.md)."""
+        i64, shift32 = TensorProto.INT64, g.const(np.uint64(32))
         mult = g.add_initializer(f"{hint}.mult", self.mult)
-        pairs = g.add_initializer(f"{hint}.pairs", self.pairs)
+        slot_keys = g.add_initializer(f"{hint}.slot_keys", self.slot_keys)
+        slot_rows = g.add_initializer(f"{hint}.slot_rows", self.slot_rows)
         h = g.node("Mul", [ku, g.const(self.a)], hint=f"{hint}/h")
         b = g.node("BitShift", [h, g.const(np.uint64(64 - self.bits))], direction="RIGHT",
                    hint=f"{hint}/bucket")
-        m = g.node("Gather", [mult, g.node("Cast", [b], to=TensorProto.INT64, hint=f"{hint}/bi")],
-                   axis=0, hint=f"{hint}/m")
-        hm = g.node("BitShift", [g.node("Mul", [ku, m], hint=f"{hint}/hm"),
-                                 g.const(np.uint64(32))], direction="RIGHT", hint=f"{hint}/hm32")
+        m = g.node("GatherElements", [mult, g.node("Cast", [b], to=i64, hint=f"{hint}/bi")],
+                   hint=f"{hint}/m")
+        hm = g.node("BitShift", [g.node("Mul", [ku, m], hint=f"{hint}/hm"), shift32],
+                    direction="RIGHT", hint=f"{hint}/hm32")
         s = g.node("BitShift", [g.node("Mul", [hm, g.const(np.uint64(self.size))],
-                                       hint=f"{hint}/scaled"),
-                                g.const(np.uint64(32))], direction="RIGHT", hint=f"{hint}/slot")
-        si = g.node("Cast", [s], to=TensorProto.INT64, hint=f"{hint}/si")
-        p = g.node("Gather", [pairs, si], axis=0, hint=f"{hint}/pair")  # [..., 2]
-        stored = g.node("Gather", [p, g.const(np.int64(0))], axis=-1, hint=f"{hint}/key")
-        row = g.node("Gather", [p, g.const(np.int64(1))], axis=-1, hint=f"{hint}/row")
+                                       hint=f"{hint}/scaled"), shift32],
+                   direction="RIGHT", hint=f"{hint}/slot")
+        si = g.node("Cast", [s], to=i64, hint=f"{hint}/si")
+        stored = g.node("GatherElements", [slot_keys, si], hint=f"{hint}/key")
+        row = g.node("GatherElements", [slot_rows, si], hint=f"{hint}/row")
+        if self.slot_rows.dtype != np.int64:
+            row = g.node("Cast", [row], to=i64, hint=f"{hint}/row64")
         hit = g.node("Cast", [g.node("Equal", [stored, keys], hint=f"{hint}/eq")],
-                     to=TensorProto.INT64, hint=f"{hint}/hit")
+                     to=i64, hint=f"{hint}/hit")
         return g.node("Mul", [row, hit], hint=f"{hint}/rows")
 
 
@@ -180,19 +194,20 @@ class HashIndex(KeyIndex):
             out += level.rows(ku, k)
         return out
 
-    def emit(self, g, keys, hint):
+    def _emit_flat(self, g, keys, hint):
         if not self.levels:
             return g.node("Mul", [keys, g.const(np.int64(0))], hint=f"{hint}/rows")
         ku = g.node("Cast", [keys], to=TensorProto.UINT64, hint=f"{hint}/ku")
         out = None
         for i, level in enumerate(self.levels):
             r = level.emit(g, ku, keys, f"{hint}/hash{i}")
-            out = r if out is None else g.node("Add", [out, r], hint=f"{hint}/rows")
+            out = r if out is None else g.node("Add", [out, r], hint=f"{hint}/sum")
         return out
 
     @property
     def nbytes(self):
-        return sum(l.mult.nbytes + l.pairs.nbytes for l in self.levels)
+        return sum(l.mult.nbytes + l.slot_keys.nbytes + l.slot_rows.nbytes
+                   for l in self.levels)
 
 
 def _raise_unplaced(keys, sel):
@@ -219,8 +234,9 @@ def _build_level(keys, rows, sel, rng, first: bool):
         if sizes.max() <= HASH_MAX_BUCKET:
             break
     mult = np.ones(1 << bits, dtype=np.uint64)
-    pairs = np.zeros((size, 2), dtype=np.int64)
-    occupied = np.zeros(size, dtype=bool)
+    max_row = n if rows is None else int(np.max(rows)) if np.size(rows) else 0
+    slot_keys = np.zeros(size, dtype=np.int64)  # free slots: key 0 with row 0 (a miss)
+    slot_rows = np.zeros(size, dtype=np.int32 if max_row < 2 ** 31 else np.int64)
     failed = []
     # bucket 0 first: it holds key 0, whose slot is 0 whatever the multiplier; then the
     # largest buckets first, in chunks that bound the temporaries
@@ -232,12 +248,12 @@ def _build_level(keys, rows, sel, rng, first: bool):
     for bk in groups:
         s = int(starts[bk[0] + 1] - starts[bk[0]])
         members = order[starts[bk][:, None] + np.arange(s)]  # [buckets, s] local positions
-        left = _place(ku, members, bk, rows, sel, rng, mult, pairs, occupied)
+        left = _place(ku, members, bk, rows, sel, rng, mult, slot_keys, slot_rows)
         if left.size:
             failed.append(members[left].ravel())
     rest = np.concatenate(failed) if failed else np.zeros(0, dtype=np.int64)
     rest = rest.astype(np.int64) if sel is None else sel[rest]
-    return _HashLevel(a, bits, mult, pairs), rest
+    return _HashLevel(a, bits, mult, slot_keys, slot_rows), rest
 
 
 def _group_by_bucket(ku, a, bits):
@@ -259,18 +275,18 @@ def _group_by_bucket(ku, a, bits):
     return order, starts.astype(order.dtype)
 
 
-def _place(ku, members, bk, rows, sel, rng, mult, pairs, occupied):
+def _place(ku, members, bk, rows, sel, rng, mult, slot_keys, slot_rows):
     """Vectorized rounds: every pending bucket draws a multiplier; it is accepted if its slots
     are distinct, free and claimed by no other bucket this round. Returns the indices (into
-    ``bk``) of buckets never placed."""
+    ``bk``) of buckets never placed. A slot is free while its row is 0 (rows are >= 1)."""
     kk = ku[members]
-    size = occupied.size
-    claim = pairs[:, 1]  # the row column of free slots doubles as a scratch claim array
+    size = slot_rows.size
+    claim = slot_rows  # free slots double as a scratch claim array within a round
     pending = np.arange(bk.size)
     for _ in range(HASH_ROUNDS):
         m = _odd_u64(rng, pending.size)
         slots = _fastrange(kk[pending] * m[:, None], size).astype(np.int64)
-        ok = ~occupied[slots].any(axis=1)
+        ok = ~slot_rows[slots].any(axis=1)
         if slots.shape[1] > 1:
             srt = np.sort(slots, axis=1)
             ok &= (srt[:, 1:] != srt[:, :-1]).all(axis=1)
@@ -282,10 +298,9 @@ def _place(ku, members, bk, rows, sel, rng, mult, pairs, occupied):
         acc = cand[won]
         at = slots[acc].ravel()
         pos = members[pending[acc]].ravel()
-        occupied[at] = True
-        pairs[at, 0] = ku[pos].view(np.int64)
+        slot_keys[at] = ku[pos].view(np.int64)
         glob = pos if sel is None else sel[pos]
-        pairs[at, 1] = glob + 1 if rows is None else np.asarray(rows)[glob]
+        slot_rows[at] = glob + 1 if rows is None else np.asarray(rows)[glob]
         mult[bk[pending[acc]]] = m[acc]
         pending = np.delete(pending, acc)
         if pending.size == 0:
@@ -316,6 +331,7 @@ class LabelEncoderIndex(KeyIndex):
         return np.where(self._sorted[pos] == k, self._sorted_rows[pos], 0)
 
     def emit(self, g, keys, hint):
+        # elementwise, no broadcasting: runs on the keys' own shape
         if g.opset >= self.TENSOR_ATTRS_FROM_OPSET:
             g.ml_opset = max(g.ml_opset, 4)
             return g.node("LabelEncoder", [keys], domain="ai.onnx.ml", hint=f"{hint}/rows",

@@ -89,11 +89,12 @@ def test_known_answer_hash_arithmetic_wraps_modulo_2_64():
     2^63*1 -> top 32 bits 2^31 -> 2^31*10 >> 32 = 5. -1 is 2^64-1: (2^64-1)*3 mod 2^64
     = 2^64-3 -> bucket 1; (2^64-1)*1 -> 2^32-1 -> (2^32-1)*10 >> 32 = 9.
     5 -> 15 -> bucket 0; 5*(2^33+1) = 5*2^33+5 -> top 32 bits 10 -> 100 >> 32 = 0."""
-    pairs = np.zeros((10, 2), dtype=np.int64)
-    pairs[5] = (I64_MIN, 7)
-    pairs[9] = (-1, 8)
-    pairs[0] = (5, 9)
-    level = lookup._HashLevel(3, 1, np.array([2 ** 33 + 1, 1], dtype=np.uint64), pairs)
+    slot_keys = np.zeros(10, dtype=np.int64)
+    slot_rows = np.zeros(10, dtype=np.int32)
+    slot_keys[[5, 9, 0]] = I64_MIN, -1, 5
+    slot_rows[[5, 9, 0]] = 7, 8, 9
+    level = lookup._HashLevel(3, 1, np.array([2 ** 33 + 1, 1], dtype=np.uint64), slot_keys,
+                              slot_rows)
     index = HashIndex(np.zeros(0, dtype=np.int64))
     index.levels = [level]
     q = np.array([I64_MIN, -1, 5, 6, I64_MAX, 0], dtype=np.int64)
