@@ -63,7 +63,7 @@ def read_text(path, what: str, limit: int = TEXT_LIMIT) -> str:
                              file=str(p))
     try:
         with open(p, "rb") as f:
-            raw = f.read(limit + 1)  # bounded even if the file grows meanwhile
+            raw = f.read(size + 1)  # bounded even if the file grows meanwhile
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InputFileError(f"{what} is not UTF-8 text (byte offset {e.start})", file=str(p))

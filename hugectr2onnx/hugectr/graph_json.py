@@ -73,9 +73,10 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
                                file=file, where="layers[0].type")
     data = _parse_data(blocks[0], file)
     embeddings: list[Embedding] = []
+    sparse_by_name = {sp.name: sp for sp in reversed(data.sparse)}  # first wins, as in ir
     i = 1
     while i < len(blocks) and blocks[i]["type"] in EMBEDDING_TYPES:
-        embeddings.append(_parse_embedding(blocks[i], i, len(embeddings), data, file))
+        embeddings.append(_parse_embedding(blocks[i], i, len(embeddings), sparse_by_name, file))
         i += 1
     for j in range(i, len(blocks)):
         if blocks[j]["type"] in EMBEDDING_TYPES + ("Data",):
@@ -175,13 +176,14 @@ def _parse_sparse_input(block, k: int) -> SparseInput:
     return SparseInput(name, slot_num, nnz_list, fixed)
 
 
-def _parse_embedding(block: dict, j: int, index: int, data: DataInput, file: str) -> Embedding:
+def _parse_embedding(block: dict, j: int, index: int, sparse_by_name: dict,
+                     file: str) -> Embedding:
     where = f"layers[{j}] ({block['type']})"
     p = Params(block)
     try:
         bottom = _name(p, "bottom")
         top = _name(p, "top")
-        sp = data.sparse_input(bottom)
+        sp = sparse_by_name.get(bottom)
         if sp is None:
             raise LayerError(f"bottom {bottom!r} is not a sparse input of the Data block", "bottom")
         hp = "sparse_embedding_hparam"

@@ -20,7 +20,8 @@ def load_ntp(graph: Graph, path, registry: Registry | None = None) -> None:
     if path is None or path == "":  # NVIDIA's own tests pass "" for "no ntp file"
         if needing:
             raise NtpError(f"{needing[0].label} needs running statistics: pass ntp_file "
-                           f"(the dense file name plus '.ntp.json')")
+                           f"(the dense file name plus '.ntp.json')", file=graph.source,
+                           where=f"layers[{needing[0].index}]")
         return
     file = str(path)
     try:
@@ -65,4 +66,4 @@ def _floats(values: list) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
     except OverflowError:  # an integer beyond float64: rare, so only then one by one
         return np.asarray([v if isinstance(v, float) or abs(v) < 1 << 1000
-                           else math.copysign(math.inf, v) for v in values], dtype=np.float64)
+                           else math.inf if v > 0 else -math.inf for v in values], dtype=np.float64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import fmt_shape
-from .base import LayerHandler, require
+from .base import LayerError, LayerHandler, require
 
 
 class Concat(LayerHandler):
@@ -25,10 +25,11 @@ class Concat(LayerHandler):
         require(rank in (2, 3), f"inputs must be 2-D or 3-D, found {fmt_shape(shapes[0])}")
         axis = self._axis(layer)
         require(axis in (1, 2), "axis must be 1 or 2", "axis")
-        for s in shapes:
-            require(len(s) == rank and all(s[d] == shapes[0][d] for d in range(rank) if d != axis),
-                    f"inputs disagree outside axis {axis}: "
-                    f"{', '.join(fmt_shape(x) for x in shapes)}")
+        for s in shapes:  # the message only on failure: building it per input is quadratic
+            if not (len(s) == rank and all(s[d] == shapes[0][d] for d in range(rank)
+                                           if d != axis)):
+                raise LayerError(f"inputs disagree outside axis {axis}: "
+                                 f"{', '.join(fmt_shape(x) for x in shapes)}")
         out = list(shapes[0])
         out[axis] = sum(int(s[axis]) for s in shapes)
         return [tuple(out)]

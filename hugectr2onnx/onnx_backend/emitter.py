@@ -27,6 +27,9 @@ class OnnxEmitter:
         self.initializers: dict[str, Any] = {}  # name -> ndarray or lazy tensor
         self._names: set[str] = set()
         self._consts: dict[tuple, str] = {}
+        # HugeCTR tensor names, emitted or not yet: generated names must not take them
+        self.taken: set[str] = set()
+        self._next: dict[str, int] = {}  # per hint, the next suffix to try
 
     # names ---------------------------------------------------------------
     def reserve(self, name: str) -> str:
@@ -34,10 +37,11 @@ class OnnxEmitter:
         return name
 
     def fresh(self, hint: str) -> str:
-        name, k = hint, 1
-        while name in self._names:
+        name, k = hint, self._next.get(hint, 1)
+        while name in self._names or name in self.taken:
             name = f"{hint}_{k}"
             k += 1
+        self._next[hint] = k
         self._names.add(name)
         return name
 

@@ -95,6 +95,7 @@ def build_model(graph: Graph, *, convert_embedding: bool, opset: int = 17,
         raise UsageError(f"opset must be between {MIN_OPSET} and {MAX_OPSET}, found {opset}")
     registry = registry or default_registry()
     g = OnnxEmitter(opset)
+    g.taken = set(graph.shapes)
     data = graph.data
     inputs = [helper.make_tensor_value_info(data.dense_name, TensorProto.FLOAT,
                                             ["batch", data.dense_dim])]

@@ -4,7 +4,8 @@ Every case must end in one of two ways: a model that passes onnx.checker, or a
 ConversionError naming a file. Anything else fails the test: another exception, a case
 running past TIME_LIMIT seconds, or a file left in the output directory after an error.
 
-CI runs FUZZ_EXAMPLES cases (default 1000). For a longer local run:
+CI runs FUZZ_EXAMPLES cases (default 1000) of small models, and a quarter as many of the
+model zoo's architectures (every layer family). For a longer local run:
     HUGECTR2ONNX_FUZZ_EXAMPLES=20000 python3 -m pytest tests/fuzz -q
 HUGECTR2ONNX_FUZZ_SEED picks another seed (default 0) to explore new cases.
 """
@@ -26,11 +27,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
 
-from hugectr2onnx import converter
+from hugectr2onnx import converter, zoo
 from hugectr2onnx.errors import ConversionError
 from hugectr2onnx.hugectr.writer import ModelBuilder, save_model
 
 FUZZ_EXAMPLES = int(os.environ.get("HUGECTR2ONNX_FUZZ_EXAMPLES", "1000"))
+ZOO_EXAMPLES = max(1, FUZZ_EXAMPLES // 4)  # bigger graphs, so fewer cases
 FUZZ_SEED = int(os.environ.get("HUGECTR2ONNX_FUZZ_SEED", "0"))
 TIME_LIMIT = 20  # seconds per case; a tiny model converts in milliseconds
 
@@ -112,6 +114,35 @@ def build_fixtures(root: Path) -> dict[str, Fixture]:
         fixtures[name] = Fixture(name, Path(art.graph_config), Path(art.dense_model),
                                  Path(art.ntp_file) if art.ntp_file else None,
                                  [Path(p) for p in art.sparse_models], kw.get("key_type", "I64"))
+    return fixtures
+
+
+# NVIDIA's converter test architectures (hugectr2onnx.zoo), shrunk: every layer family.
+ZOO_SMALL = {
+    "wdl": dict(deep_slots=4, wide_slots=2, dense_dim=3, vec=4, hidden=(8, 8)),
+    "dcn": dict(slots=4, dense_dim=3, vec=4, hidden=(8, 8), cross_layers=2),
+    "dcn2": dict(slots=4, dense_dim=3, vec=4, hidden=(8,), cross_layers=1, projection_dim=2),
+    "deepfm": dict(slots=4, dense_dim=3, factors=3, hidden=(8, 8, 8)),
+    "dlrm": dict(slots=4, dense_dim=3, bottom=(8, 4), top=(8, 8, 6)),
+    "dlrm_mlp": dict(slots=4, dense_dim=3, bottom=(8, 4), top=(8, 8, 6)),
+    "din_try": dict(seq=4, vec=3, att_hidden=5, hidden=(6, 4)),
+    "din_parquet": dict(seq=4, vec=3, att_hidden=5, hidden=(6, 4)),
+    "bst_avg_pooling": dict(seq=4, user_vec=3, item_vec=4, d_model=8, heads=2, ffn=8,
+                            hidden=(8, 6, 4)),
+    "mmoe_parquet": dict(slots=4, vec=3, experts=3, expert_hidden=(8, 6), tower=4),
+    "ncf": dict(vec=4, hidden=(8, 8, 6, 4)),
+    "gmf": dict(vec=5),
+    "neumf": dict(vec=9, mlp_width=12, hidden=(8, 8, 6, 4)),
+}
+
+
+def build_zoo_fixtures(root: Path) -> dict[str, Fixture]:
+    fixtures = {}
+    for name, kw in ZOO_SMALL.items():
+        art = zoo.save(zoo.MODELS[name.rstrip("2")](**kw), root / name, seed=5, num_keys=12)
+        fixtures[name] = Fixture(name, Path(art.graph_config), Path(art.dense_model),
+                                 Path(art.ntp_file) if art.ntp_file else None,
+                                 [Path(p) for p in art.sparse_models])
     return fixtures
 
 
@@ -316,7 +347,7 @@ def test_fixtures_convert_unmutated(fixtures, tmp_path):
 
 
 @seed(FUZZ_SEED)
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=False,
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=cases(sorted(_builders())))
 def test_mutated_models_convert_or_raise_typed_error(fixtures, case):
@@ -324,3 +355,37 @@ def test_mutated_models_convert_or_raise_typed_error(fixtures, case):
     with tempfile.TemporaryDirectory(prefix="h2o_fuzz_") as tmp:
         fx = apply_case(fixtures, name, edits, Path(tmp) / "in")
         event(run_case(fx, Path(tmp) / "out", embed))
+
+
+@pytest.fixture(scope="module")
+def zoo_fixtures(tmp_path_factory):
+    return build_zoo_fixtures(tmp_path_factory.mktemp("fuzz_zoo"))
+
+
+def test_zoo_fixtures_convert_unmutated(zoo_fixtures, tmp_path):
+    for name, fx in zoo_fixtures.items():
+        assert run_case(fx, tmp_path / name, True) == "ok", name
+
+
+@seed(FUZZ_SEED + 1)
+@settings(max_examples=ZOO_EXAMPLES, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=cases(sorted(ZOO_SMALL)))
+def test_mutated_zoo_models_convert_or_raise_typed_error(zoo_fixtures, case):
+    name, edits, embed = case
+    with tempfile.TemporaryDirectory(prefix="h2o_fuzz_") as tmp:
+        fx = apply_case(zoo_fixtures, name, edits, Path(tmp) / "in")
+        event(run_case(fx, Path(tmp) / "out", embed))
+
+
+@pytest.mark.parametrize("name", ["fc1.W", "fc2.b", "const", "ints", "Relu:fc1.W", "gemm"])
+def test_tensor_names_like_generated_names_stay_valid(tmp_path, name):
+    """Generated initializer and node-output names never take a HugeCTR tensor's name."""
+    b = (ModelBuilder().input(dense_dim=5)
+         .dense("InnerProduct", "dense", "fc1", fc_param={"num_output": 3})
+         .dense("ReLU", "fc1", name)
+         .dense("InnerProduct", name, "fc2", fc_param={"num_output": 1})
+         .dense("BinaryCrossEntropyLoss", ["fc2", "label"], "loss"))
+    art = save_model(b, tmp_path / "in")
+    fx = Fixture(name, Path(art.graph_config), Path(art.dense_model), None, [])
+    assert run_case(fx, tmp_path / "out", False) == "ok"
