@@ -84,39 +84,48 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
                                       f"Data block comes first, then all embeddings",
                                       file=file, where=f"layers[{j}].type")
 
-    layers: list[Layer] = []
     unknown: dict[str, list[int]] = {}
     for j in range(i, len(blocks)):
-        block = blocks[j]
-        t = block["type"]
-        h = registry.get(t)
-        if h is None:
-            unknown.setdefault(t, []).append(j)
-            continue
-        where = f"layers[{j}] ({t})"
-        layer = Layer(index=j, type=t,
-                      bottoms=_tensor_names(block.get("bottom"), f"{where}.bottom", file),
-                      tops=_tensor_names(block.get("top"), f"{where}.top", file), raw=block)
-        for attr, (lo, hi) in (("bottoms", h.bottoms), ("tops", h.tops)):
-            n = len(getattr(layer, attr))
-            if not lo <= n <= hi:
-                want = str(lo) if lo == hi else f"{lo} to {hi}"
-                raise GraphConfigError(f"{t} takes {want} {attr[:-1]} tensor(s), found {n}",
-                                       file=file, where=f"{where}.{attr[:-1]}")
-        try:
-            layer.params = h.parse(Params(block), layer)
-        except (LayerError,) + HOSTILE_INPUT_ERRORS as e:
-            raise _wrap(e, file, where) from e
-        layers.append(layer)
-    if unknown:
-        listing = "; ".join(f"{t} (layers {', '.join(map(str, idx))})" for t, idx in unknown.items())
-        raise UnsupportedLayerError(f"{len(unknown)} unsupported layer type(s): {listing}",
-                                    types=sorted(unknown), file=file)
+        if registry.get(blocks[j]["type"]) is None:
+            unknown.setdefault(blocks[j]["type"], []).append(j)
+    if unknown:  # all of them at once, before any other complaint
+        raise UnsupportedLayerError(f"{len(unknown)} unsupported layer type(s): "
+                                    f"{_listing(unknown)}", types=sorted(unknown), file=file)
+    layers = [_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file)
+              for j in range(i, len(blocks))]
 
     graph = Graph(data=data, embeddings=embeddings, layers=layers, shapes={},
                   model_name=str(doc.get("model_name", "")), source=file)
     _check_and_infer(graph, registry, file)
     return graph
+
+
+def _listing(unknown: dict[str, list[int]], most: int = 20) -> str:
+    def places(idx):
+        more = f" and {len(idx) - most} more" if len(idx) > most else ""
+        return ", ".join(map(str, idx[:most])) + more
+    items = [f"{t:.80} (layers {places(idx)})" for t, idx in list(unknown.items())[:most]]
+    more = f"; and {len(unknown) - most} more types" if len(unknown) > most else ""
+    return "; ".join(items) + more
+
+
+def _parse_layer(block: dict, j: int, h, file: str) -> Layer:
+    t = block["type"]
+    where = f"layers[{j}] ({t})"
+    layer = Layer(index=j, type=t,
+                  bottoms=_tensor_names(block.get("bottom"), f"{where}.bottom", file),
+                  tops=_tensor_names(block.get("top"), f"{where}.top", file), raw=block)
+    for attr, (lo, hi) in (("bottoms", h.bottoms), ("tops", h.tops)):
+        n = len(getattr(layer, attr))
+        if not lo <= n <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            raise GraphConfigError(f"{t} takes {want} {attr[:-1]} tensor(s), found {n}",
+                                   file=file, where=f"{where}.{attr[:-1]}")
+    try:
+        layer.params = h.parse(Params(block), layer)
+    except (LayerError,) + HOSTILE_INPUT_ERRORS as e:
+        raise _wrap(e, file, where) from e
+    return layer
 
 
 def _name(p: Params, path: str) -> str:

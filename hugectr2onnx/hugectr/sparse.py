@@ -5,7 +5,6 @@ Tables are memory-mapped, never read key by key.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +125,7 @@ def gpu_count(emb: Embedding) -> int | None:
         return None
     if emb.optimizer == "Adam" and emb.update_type == "LazyGlobal":
         states = 3
-    per_gpu = math.floor(emb.workspace_size_per_gpu_in_mb * 2 ** 20 / ((1 + states) * 4 * emb.vec_size))
+    per_gpu = emb.workspace_size_per_gpu_in_mb * 2 ** 20 // ((1 + states) * 4 * emb.vec_size)
     if per_gpu <= 0 or emb.max_vocabulary_size_global % per_gpu:
         return None
     gpus = emb.max_vocabulary_size_global // per_gpu

@@ -512,3 +512,16 @@ def test_every_error_class_is_a_conversion_error():
                 DenseModelError, NtpError, SparseModelError, NonFiniteWeightError, OutputError,
                 UsageError):
         assert issubclass(cls, ConversionError)
+
+
+def test_unknown_types_reported_before_other_errors_and_listing_is_bounded(tmp_path):
+    art = save_model(_mlp(), tmp_path)
+
+    def damage(d):
+        d["layers"][1]["fc_param"]["num_output"] = "abc"  # would be a GraphConfigError
+        d["layers"] += [{"type": f"T{k}", "bottom": "x", "top": f"y{k}"} for k in range(30)]
+        d["layers"] += [{"type": "T0", "bottom": "x", "top": f"z{k}"} for k in range(30)]
+    edit_graph(art, damage)
+    e = expect(UnsupportedLayerError, art, tmp_path, "30 unsupported layer type(s)",
+               "and 10 more types", "and 11 more)")
+    assert len(e.types) == 30 and len(str(e)) < 2000

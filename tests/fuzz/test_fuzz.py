@@ -12,6 +12,8 @@ HUGECTR2ONNX_FUZZ_SEED picks another seed (default 0) to explore new cases.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -28,6 +30,7 @@ from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
 
 from hugectr2onnx import converter, zoo
+from hugectr2onnx.cli import main
 from hugectr2onnx.errors import ConversionError
 from hugectr2onnx.hugectr.writer import ModelBuilder, save_model
 
@@ -389,3 +392,32 @@ def test_tensor_names_like_generated_names_stay_valid(tmp_path, name):
     art = save_model(b, tmp_path / "in")
     fx = Fixture(name, Path(art.graph_config), Path(art.dense_model), None, [])
     assert run_case(fx, tmp_path / "out", False) == "ok"
+
+
+@seed(FUZZ_SEED + 2)
+@settings(max_examples=max(1, FUZZ_EXAMPLES // 10), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=cases(sorted(_builders())))
+def test_cli_on_mutated_models_prints_one_line_and_typed_exit_code(fixtures, case):
+    name, edits, embed = case
+    with tempfile.TemporaryDirectory(prefix="h2o_fuzz_") as tmp:
+        fx = apply_case(fixtures, name, edits, Path(tmp) / "in")
+        out_dir = Path(tmp) / "out"
+        out_dir.mkdir()
+        argv = ["convert", "--graph", str(fx.graph), "--dense", str(fx.dense),
+                "-o", str(out_dir / "m.onnx"), "--key-type", fx.key_type]
+        if fx.ntp:
+            argv += ["--ntp", str(fx.ntp)]
+        if embed and fx.sparse:
+            argv += ["--convert-embedding", "--sparse", *map(str, fx.sparse)]
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(argv)
+        lines = err.getvalue().strip().splitlines()
+        if code == 0:
+            assert (out_dir / "m.onnx").exists()
+        else:
+            assert code in (2, 3, 4), err.getvalue()
+            assert len(lines) == 1 and lines[0].startswith("hugectr2onnx: error: "), lines
+            assert list(out_dir.iterdir()) == []
+        event(f"exit {code}")
