@@ -331,15 +331,22 @@ def _valid_dim(d) -> bool:
 
 
 def _check_labels(graph: Graph, registry: Registry, file: str) -> None:
-    """Labels exist only in training: only loss layers (as their second input) and the
-    Slices that split them may read them, and a loss must read one there."""
+    """Labels and loss values exist only in training: only loss layers (as their second
+    input) and the Slices that split labels may read labels, and a loss must read one there."""
     label_like = set(graph.data.label_names)
+    loss_values = set()  # a loss's own top is the training loss: nothing reads it
     for layer in graph.layers:  # topological order: a Slice of a label comes first
         if layer.type == "Slice" and layer.bottoms[0] in label_like:
             label_like.update(layer.tops)
+        if registry.get(layer.type).is_loss:
+            loss_values.update(layer.tops)
     for layer in graph.layers:
         is_loss = registry.get(layer.type).is_loss
         for k, b in enumerate(layer.bottoms):
+            if b in loss_values:
+                raise GraphStructureError(
+                    f"{layer.label} reads {b!r}, the value of a loss layer, which exists only "
+                    f"in training", file=file, where=f"layers[{layer.index}].bottom")
             if is_loss and k == 1:
                 if b not in label_like:
                     raise GraphStructureError(

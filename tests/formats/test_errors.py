@@ -525,3 +525,10 @@ def test_unknown_types_reported_before_other_errors_and_listing_is_bounded(tmp_p
     e = expect(UnsupportedLayerError, art, tmp_path, "30 unsupported layer type(s)",
                "and 10 more types", "and 11 more)")
     assert len(e.types) == 30 and len(str(e)) < 2000
+
+
+def test_layer_reading_a_loss_value(tmp_path):
+    art = save_model(_mlp(), tmp_path)
+    edit_graph(art, lambda d: d["layers"].append(
+        {"type": "BinaryCrossEntropyLoss", "bottom": ["loss", "label"], "top": "loss2"}))
+    expect(GraphStructureError, art, tmp_path, "reads 'loss', the value of a loss layer")
