@@ -2,18 +2,24 @@
 
 keys [batch, slots, 1] int64 -> rows -> Gather of a [K+1, vec] float32 table, compared with a
 plain Gather on row ids mapped beforehand (the baseline). Prints medians (ms per batch and
-lookups/s), the ratio to the baseline, build time, session load time and RSS.
+lookups/s), the ratio to the baseline, index build time and peak build memory, session load
+time and RSS. Large tensors are external data files (as a converted model ships them), which
+ONNX Runtime memory-maps, so the sessions share the table.
 
     python3 bench/lookup_throughput.py                    # 1M and 50M keys
-    python3 bench/lookup_throughput.py --keys 1000000 --vec 64
+    python3 bench/lookup_throughput.py --keys 1000000 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
+import shutil
+import tempfile
 import time
+import tracemalloc
 
 import numpy as np
 import onnx
@@ -23,7 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 from hugectr2onnx.onnx_backend.emitter import OnnxEmitter
 from hugectr2onnx.onnx_backend.lookup import build_index
 
-BIG = 1 << 20  # initializers above this many bytes go to ORT by pointer, not in the proto
+BIG = 1 << 20  # initializers above this many bytes become external data files
 
 
 def rss_mb() -> float:
@@ -34,41 +40,40 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def _external(name: str, arr: np.ndarray) -> onnx.TensorProto:
-    """An initializer whose data ORT takes from an OrtValue (add_external_initializers)."""
+def _external(name: str, arr: np.ndarray, workdir: str) -> onnx.TensorProto:
+    """An initializer stored in its own file under ``workdir`` (written once per name)."""
+    file = name.replace("/", "_").replace(".", "_") + ".bin"
+    if not os.path.exists(os.path.join(workdir, file)):
+        arr.tofile(os.path.join(workdir, file))
     t = onnx.TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(arr.dtype),
                          dims=arr.shape, data_location=onnx.TensorProto.EXTERNAL)
-    for key, value in (("location", f"{name}.bin"), ("offset", "0"), ("length", str(arr.nbytes))):
+    for key, value in (("location", file), ("offset", "0"), ("length", str(arr.nbytes))):
         t.external_data.add(key=key, value=value)
     return t
 
 
-def session(g: OnnxEmitter, keys_in: str, out: str, batch: int, slots: int, threads: int):
-    """An ORT session; large arrays are handed over by pointer (no copy, no 2 GB limit)."""
-    inits, big = [], {}
+def session(g: OnnxEmitter, keys_in: str, out: str, shape, threads: int, workdir: str, tag: str):
+    inits = []
     for name, arr in g.initializers.items():
-        arr = np.asarray(arr)  # (ascontiguousarray would turn scalars into [1])
+        arr = np.asarray(arr)  # (not ascontiguousarray: it turns scalars into [1])
         if arr.nbytes > BIG:
-            big[name] = arr = np.ascontiguousarray(arr)
-            inits.append(_external(name, arr))
+            inits.append(_external(name, np.ascontiguousarray(arr), workdir))
         else:
             inits.append(numpy_helper.from_array(arr, name))
-    inputs = [helper.make_tensor_value_info(keys_in, TensorProto.INT64, [batch, slots, 1])]
+    inputs = [helper.make_tensor_value_info(keys_in, TensorProto.INT64, shape)]
     graph = helper.make_graph(g.nodes, "lookup", inputs,
                               [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], inits)
     opsets = [helper.make_opsetid("", g.opset)]
     if g.ml_opset:
         opsets.append(helper.make_opsetid("ai.onnx.ml", g.ml_opset))
-    model = helper.make_model(graph, opset_imports=opsets, ir_version=10)
+    path = os.path.join(workdir, f"{tag}.onnx")
+    onnx.save_model(helper.make_model(graph, opset_imports=opsets, ir_version=10), path)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    values = [ort.OrtValue.ortvalue_from_numpy(a) for a in big.values()]
-    if big:
-        opts.add_external_initializers(list(big), values)
     start = time.perf_counter()
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    return sess, time.perf_counter() - start, values
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return sess, time.perf_counter() - start
 
 
 def time_pair(base, base_feeds, sess, feeds, repeats: int):
@@ -89,22 +94,27 @@ def expected_rows(keys, q):
     """Rows 1..K in key order for the queries, from a sorted search (independent of the
     strategies)."""
     order = np.argsort(keys)
-    pos = np.clip(np.searchsorted(keys[order], q), 0, keys.size - 1)
-    return np.where(keys[order][pos] == q, order[pos] + 1, 0)
+    sorted_keys = keys[order]
+    pos = np.clip(np.searchsorted(sorted_keys, q), 0, keys.size - 1)
+    return np.where(sorted_keys[pos] == q, order[pos] + 1, 0)
+
+
+def random_table(k: int, vec: int, rng) -> np.ndarray:
+    table = np.empty((k + 1, vec), dtype=np.float32)
+    table[0] = 0
+    for c in range(1, k + 1, 1 << 22):  # in chunks to keep temporaries small
+        table[c:c + (1 << 22)] = rng.standard_normal((min(1 << 22, k + 1 - c), vec),
+                                                     dtype=np.float32)
+    return table
 
 
 def bench(k: int, vec: int, strategies, batch: int, slots: int, repeats: int, threads: int,
-          miss: float, seed: int = 0):
+          miss: float, workdir: str, seed: int = 0):
     rng = np.random.default_rng(seed)
     keys = np.unique(rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, int(k * 1.01),
                                   dtype=np.int64, endpoint=True))[:k]
     rng.shuffle(keys)
     k = keys.size
-    table = np.empty((k + 1, vec), dtype=np.float32)
-    table[0] = 0
-    for c in range(1, k + 1, 1 << 22):  # filled in chunks to keep temporaries small
-        table[c:c + (1 << 22)] = rng.standard_normal((min(1 << 22, k + 1 - c), vec),
-                                                     dtype=np.float32)
     pick = rng.integers(0, k, size=(batch, slots, 1))
     q = keys[pick]
     unseen = rng.random(q.shape) < miss
@@ -112,40 +122,46 @@ def bench(k: int, vec: int, strategies, batch: int, slots: int, repeats: int, th
     rows = expected_rows(keys, q)
     # direct only suits compact ranges: it runs on sequential keys 0..K-1 (same rows)
     seq_q = np.where(rows > 0, rows - 1, k + 7)
+    table = random_table(k, vec, rng)
+    expected = table[rows]
+    shape = [batch, slots, 1]
     n_lookups = batch * slots
     print(f"\n== {k:,} keys, vec {vec}: table {table.nbytes / 2 ** 30:.2f} GiB, batch "
-          f"[{batch}, {slots}, 1], {miss:.0%} unseen keys, {threads} threads ==")
-    print(f"{'strategy':<15}{'build s':>9}{'load s':>8}{'index MB':>10}{'median ms':>11}"
-          f"{'Mlookups/s':>12}{'Gather ms':>11}{'vs Gather':>11}{'RSS MB':>9}")
+          f"[{batch}, {slots}, 1], {miss:.0%} unseen keys, {threads} intra-op threads ==")
+    print(f"{'strategy':<15}{'build s':>8}{'build MB':>9}{'index MB':>9}{'load s':>7}"
+          f"{'median ms':>10}{'Mlookups/s':>11}{'Gather ms':>10}{'vs Gather':>10}{'RSS MB':>8}")
 
     g = OnnxEmitter()
-    t_name = g.add_initializer("table", table)
-    g.node("Gather", [t_name, "rows"], "vectors", axis=0)
-    base_sess, load, _ = session(g, "rows", "vectors", batch, slots, threads)
+    g.node("Gather", [g.add_initializer("table", table), "rows"], "vectors", axis=0)
+    base_sess, load = session(g, "rows", "vectors", shape, threads, workdir, "base")
+    del table, g  # the sessions map the table file
+    gc.collect()
     base_feeds = {"rows": rows}
     base, _ = time_pair(base_sess, base_feeds, base_sess, base_feeds, repeats)
-    print(f"{'plain Gather':<15}{'-':>9}{load:>8.2f}{'-':>10}{base * 1e3:>11.2f}"
-          f"{n_lookups / base / 1e6:>12.1f}{base * 1e3:>11.2f}{1.0:>11.2f}{rss_mb():>9.0f}")
-    expected = table[rows]
+    print(f"{'plain Gather':<15}{'-':>8}{'-':>9}{'-':>9}{load:>7.2f}{base * 1e3:>10.2f}"
+          f"{n_lookups / base / 1e6:>11.1f}{base * 1e3:>10.2f}{1.0:>10.2f}{rss_mb():>8.0f}")
+    table_ref = np.memmap(os.path.join(workdir, "table.bin"), dtype=np.float32, mode="r",
+                          shape=(k + 1, vec))
     for strategy in strategies:
         kset, feed = (np.arange(k, dtype=np.int64), seq_q) if strategy == "direct" else (keys, q)
+        tracemalloc.start()
         t = time.perf_counter()
         index = build_index(kset, strategy=strategy)
         built = time.perf_counter() - t
+        build_mb = tracemalloc.get_traced_memory()[1] / 2 ** 20
+        tracemalloc.stop()
         g = OnnxEmitter()
         g.reserve("keys")
         r = index.emit(g, "keys", "emb")
-        t_name = g.add_initializer("table", table)
-        g.node("Gather", [t_name, r], "vectors", axis=0)
-        sess, load, _ = session(g, "keys", "vectors", batch, slots, threads)
-        got = sess.run(None, {"keys": feed})[0]
-        assert np.array_equal(got, expected), f"{strategy}: wrong vectors"
+        g.node("Gather", [g.add_initializer("table", table_ref), r], "vectors", axis=0)
+        sess, load = session(g, "keys", "vectors", shape, threads, workdir, strategy)
+        assert np.array_equal(sess.run(None, {"keys": feed})[0], expected), f"{strategy}: wrong"
         assert np.array_equal(index.rows(feed), rows), f"{strategy}: numpy mirror differs"
         base, ms = time_pair(base_sess, base_feeds, sess, {"keys": feed}, repeats)
         label = {"auto": f"auto({index.name})", "direct": "direct(seq)"}.get(strategy, strategy)
-        print(f"{label:<15}{built:>9.2f}{load:>8.2f}{index.nbytes / 2 ** 20:>10.0f}"
-              f"{ms * 1e3:>11.2f}{n_lookups / ms / 1e6:>12.1f}{base * 1e3:>11.2f}{base / ms:>11.2f}"
-              f"{rss_mb():>9.0f}")
+        print(f"{label:<15}{built:>8.2f}{build_mb:>9.0f}{index.nbytes / 2 ** 20:>9.0f}"
+              f"{load:>7.2f}{ms * 1e3:>10.2f}{n_lookups / ms / 1e6:>11.1f}{base * 1e3:>10.2f}"
+              f"{base / ms:>10.2f}{rss_mb():>8.0f}", flush=True)
         del sess, index, g
         gc.collect()
 
@@ -163,15 +179,23 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--miss", type=float, default=0.05, help="fraction of unseen query keys")
+    p.add_argument("--workdir", default=None, help="where the model files go (default: a "
+                   "temporary folder, removed at the end)")
     a = p.parse_args()
     print(f"onnxruntime {ort.__version__}, onnx {onnx.__version__}, numpy {np.__version__}, "
-          f"{platform.machine()}, {a.threads} intra-op threads")
+          f"{platform.machine()}, {os.cpu_count()} cpus")
     for k in a.keys:
         vec = a.vec if k <= 10_000_000 else a.big_vec
         if vec != a.vec:
             print(f"(vec {vec} instead of {a.vec} for {k:,} keys: a {k:,} x {a.vec} table "
                   f"would need {k * a.vec * 4 / 2 ** 30:.1f} GiB)")
-        bench(k, vec, a.strategies, a.batch, a.slots, a.repeats, a.threads, a.miss)
+        workdir = a.workdir or tempfile.mkdtemp(prefix="lookup_bench_")
+        os.makedirs(workdir, exist_ok=True)
+        try:
+            bench(k, vec, a.strategies, a.batch, a.slots, a.repeats, a.threads, a.miss, workdir)
+        finally:
+            if a.workdir is None:
+                shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -94,20 +94,24 @@ HASH_LOAD = 0.9  # keys per slot of a level's pair table
 HASH_BUCKET_KEYS = 4  # mean keys per bucket (rounded to a power-of-two bucket count)
 HASH_ROUNDS = 4000  # placement attempts per bucket before it moves to the next level
 HASH_LEVELS = 8
-SMALL_LEVEL = 4096  # levels this small get a sparser table: placement is then trivial
+SMALL_LEVEL = 4096  # levels this small get a sparser table and more attempts (cheap there)
+SMALL_ROUNDS = 2000
 HASH_MAX_BUCKET = 48  # a larger bucket means a multiplier that clusters these keys: redraw
 HASH_BUCKET_TRIES = 3
 GOLDEN = 0x9E3779B97F4A7C15  # 2^64 / golden ratio, odd
+MULT_BASE = np.uint64(0xD6E8FEB86659FD93)  # slot multiplier of seed s: BASE + s * STEP
+MULT_STEP = np.uint64(0xA0761D6478BD642F)
 _CHUNK = 1 << 22
 
 
 class _HashLevel:
-    """One displacement level: bucket = top bits of key*a; slot = fastrange(top 32 bits of
-    key*mult[bucket], M); slot_keys[slot] == key -> slot_rows[slot]. All arithmetic is
-    uint64 modulo 2^64, which ONNX Mul/BitShift on uint64 define, so nothing overflows."""
+    """One displacement level: bucket = top bits of key*a; the bucket's 16-bit seed picks a
+    multiplier m = C0 + seed*C1; slot = fastrange(top 32 bits of key*m, M);
+    slot_keys[slot] == key -> slot_rows[slot]. All arithmetic is uint64 modulo 2^64, which
+    ONNX Mul/Add/BitShift on uint64 define, so nothing overflows."""
 
-    def __init__(self, a: int, bits: int, mult, slot_keys, slot_rows):
-        self.a, self.bits, self.mult = np.uint64(a), bits, mult
+    def __init__(self, a: int, bits: int, seeds, slot_keys, slot_rows):
+        self.a, self.bits, self.seeds = np.uint64(a), bits, seeds
         self.slot_keys, self.slot_rows = slot_keys, slot_rows
 
     @property
@@ -116,7 +120,7 @@ class _HashLevel:
 
     def slots(self, ku: np.ndarray) -> np.ndarray:
         b = (ku * self.a) >> np.uint64(64 - self.bits)
-        return _fastrange(ku * self.mult[b], self.size)
+        return _fastrange(ku * _multiplier(self.seeds[b]), self.size)
 
     def rows(self, ku, k):
         s = self.slots(ku).astype(np.int64)
@@ -126,14 +130,17 @@ class _HashLevel:
         """On flat keys, with GatherElements on 1-D arrays: ONNX Runtime's Gather costs
         several times more per scalar element (measured, docs/lookup.md)."""
         i64, shift32 = TensorProto.INT64, g.const(np.uint64(32))
-        mult = g.add_initializer(f"{hint}.mult", self.mult)
+        seeds = g.add_initializer(f"{hint}.seeds", self.seeds)
         slot_keys = g.add_initializer(f"{hint}.slot_keys", self.slot_keys)
         slot_rows = g.add_initializer(f"{hint}.slot_rows", self.slot_rows)
         h = g.node("Mul", [ku, g.const(self.a)], hint=f"{hint}/h")
         b = g.node("BitShift", [h, g.const(np.uint64(64 - self.bits))], direction="RIGHT",
                    hint=f"{hint}/bucket")
-        m = g.node("GatherElements", [mult, g.node("Cast", [b], to=i64, hint=f"{hint}/bi")],
-                   hint=f"{hint}/m")
+        seed = g.node("GatherElements", [seeds, g.node("Cast", [b], to=i64, hint=f"{hint}/bi")],
+                      hint=f"{hint}/seed")
+        m = g.node("Add", [g.node("Mul", [g.node("Cast", [seed], to=TensorProto.UINT64,
+                                                 hint=f"{hint}/seed64"), g.const(MULT_STEP)],
+                                  hint=f"{hint}/m1"), g.const(MULT_BASE)], hint=f"{hint}/m")
         hm = g.node("BitShift", [g.node("Mul", [ku, m], hint=f"{hint}/hm"), shift32],
                     direction="RIGHT", hint=f"{hint}/hm32")
         s = g.node("BitShift", [g.node("Mul", [hm, g.const(np.uint64(self.size))],
@@ -155,6 +162,10 @@ def _fastrange(h: np.ndarray, n: int) -> np.ndarray:
     h *= np.uint64(n)
     h >>= np.uint64(32)
     return h
+
+
+def _multiplier(seeds: np.ndarray) -> np.ndarray:
+    return seeds.astype(np.uint64) * MULT_STEP + MULT_BASE
 
 
 def _odd_u64(rng, n: int) -> np.ndarray:
@@ -206,7 +217,7 @@ class HashIndex(KeyIndex):
 
     @property
     def nbytes(self):
-        return sum(l.mult.nbytes + l.slot_keys.nbytes + l.slot_rows.nbytes
+        return sum(l.seeds.nbytes + l.slot_keys.nbytes + l.slot_rows.nbytes
                    for l in self.levels)
 
 
@@ -222,7 +233,8 @@ def _build_level(keys, rows, sel, rng, first: bool):
     n = keys.size if sel is None else sel.size
     if n == 0:
         return None, np.zeros(0, dtype=np.int64)
-    load = HASH_LOAD if n > SMALL_LEVEL else 0.5
+    small = n <= SMALL_LEVEL
+    load, rounds = (0.5, max(HASH_ROUNDS, SMALL_ROUNDS)) if small else (HASH_LOAD, HASH_ROUNDS)
     size = max(2, math.ceil(n / load))
     bits = min(max(1, math.ceil(math.log2(max(n / HASH_BUCKET_KEYS, 1)))), 31)  # mean 2-4
     ku = (keys if sel is None else keys[sel]).view(np.uint64)
@@ -233,7 +245,7 @@ def _build_level(keys, rows, sel, rng, first: bool):
         sizes = np.diff(starts)
         if sizes.max() <= HASH_MAX_BUCKET:
             break
-    mult = np.ones(1 << bits, dtype=np.uint64)
+    seeds = np.zeros(1 << bits, dtype=np.uint16)
     max_row = n if rows is None else int(np.max(rows)) if np.size(rows) else 0
     slot_keys = np.zeros(size, dtype=np.int64)  # free slots: key 0 with row 0 (a miss)
     slot_rows = np.zeros(size, dtype=np.int32 if max_row < 2 ** 31 else np.int64)
@@ -248,12 +260,12 @@ def _build_level(keys, rows, sel, rng, first: bool):
     for bk in groups:
         s = int(starts[bk[0] + 1] - starts[bk[0]])
         members = order[starts[bk][:, None] + np.arange(s)]  # [buckets, s] local positions
-        left = _place(ku, members, bk, rows, sel, rng, mult, slot_keys, slot_rows)
+        left = _place(ku, members, bk, rows, sel, rng, seeds, slot_keys, slot_rows, rounds)
         if left.size:
             failed.append(members[left].ravel())
     rest = np.concatenate(failed) if failed else np.zeros(0, dtype=np.int64)
     rest = rest.astype(np.int64) if sel is None else sel[rest]
-    return _HashLevel(a, bits, mult, slot_keys, slot_rows), rest
+    return _HashLevel(a, bits, seeds, slot_keys, slot_rows), rest
 
 
 def _group_by_bucket(ku, a, bits):
@@ -275,17 +287,17 @@ def _group_by_bucket(ku, a, bits):
     return order, starts.astype(order.dtype)
 
 
-def _place(ku, members, bk, rows, sel, rng, mult, slot_keys, slot_rows):
-    """Vectorized rounds: every pending bucket draws a multiplier; it is accepted if its slots
+def _place(ku, members, bk, rows, sel, rng, seeds, slot_keys, slot_rows, rounds):
+    """Vectorized rounds: every pending bucket draws a seed; it is accepted if its slots
     are distinct, free and claimed by no other bucket this round. Returns the indices (into
     ``bk``) of buckets never placed. A slot is free while its row is 0 (rows are >= 1)."""
     kk = ku[members]
     size = slot_rows.size
     claim = slot_rows  # free slots double as a scratch claim array within a round
     pending = np.arange(bk.size)
-    for _ in range(HASH_ROUNDS):
-        m = _odd_u64(rng, pending.size)
-        slots = _fastrange(kk[pending] * m[:, None], size).astype(np.int64)
+    for _ in range(rounds):
+        sd = rng.integers(0, 1 << 16, size=pending.size, dtype=np.uint16)
+        slots = _fastrange(kk[pending] * _multiplier(sd)[:, None], size).astype(np.int64)
         ok = ~slot_rows[slots].any(axis=1)
         if slots.shape[1] > 1:
             srt = np.sort(slots, axis=1)
@@ -301,7 +313,7 @@ def _place(ku, members, bk, rows, sel, rng, mult, slot_keys, slot_rows):
         slot_keys[at] = ku[pos].view(np.int64)
         glob = pos if sel is None else sel[pos]
         slot_rows[at] = glob + 1 if rows is None else np.asarray(rows)[glob]
-        mult[bk[pending[acc]]] = m[acc]
+        seeds[bk[pending[acc]]] = sd[acc]
         pending = np.delete(pending, acc)
         if pending.size == 0:
             break

@@ -83,9 +83,9 @@ def test_known_answer_tiny_table(strategy):
     np.testing.assert_array_equal(run_onnx(index, q), want)
 
 
-def test_known_answer_hash_arithmetic_wraps_modulo_2_64():
-    """A level built by hand: bucket = top bit of key*3; slot = top 32 bits of key*mult
-    scaled to 10 slots. INT64_MIN is 2^63 unsigned: 2^63*3 mod 2^64 = 2^63 -> bucket 1;
+def test_known_answer_hash_arithmetic_wraps_modulo_2_64(monkeypatch):
+    """A level built by hand: bucket = top bit of key*3; multiplier = 1 + seed*2^33, seeds
+    [1, 0] give multipliers [2^33+1, 1]; slot = top 32 bits of key*mult scaled to 10 slots. INT64_MIN is 2^63 unsigned: 2^63*3 mod 2^64 = 2^63 -> bucket 1;
     2^63*1 -> top 32 bits 2^31 -> 2^31*10 >> 32 = 5. -1 is 2^64-1: (2^64-1)*3 mod 2^64
     = 2^64-3 -> bucket 1; (2^64-1)*1 -> 2^32-1 -> (2^32-1)*10 >> 32 = 9.
     5 -> 15 -> bucket 0; 5*(2^33+1) = 5*2^33+5 -> top 32 bits 10 -> 100 >> 32 = 0."""
@@ -93,8 +93,9 @@ def test_known_answer_hash_arithmetic_wraps_modulo_2_64():
     slot_rows = np.zeros(10, dtype=np.int32)
     slot_keys[[5, 9, 0]] = I64_MIN, -1, 5
     slot_rows[[5, 9, 0]] = 7, 8, 9
-    level = lookup._HashLevel(3, 1, np.array([2 ** 33 + 1, 1], dtype=np.uint64), slot_keys,
-                              slot_rows)
+    monkeypatch.setattr(lookup, "MULT_BASE", np.uint64(1))
+    monkeypatch.setattr(lookup, "MULT_STEP", np.uint64(2 ** 33))
+    level = lookup._HashLevel(3, 1, np.array([1, 0], dtype=np.uint16), slot_keys, slot_rows)
     index = HashIndex(np.zeros(0, dtype=np.int64))
     index.levels = [level]
     q = np.array([I64_MIN, -1, 5, 6, I64_MAX, 0], dtype=np.int64)
@@ -152,6 +153,18 @@ def test_opsets_and_custom_rows(strategy, opset):
     np.testing.assert_array_equal(index.rows(q), want)
     np.testing.assert_array_equal(run_onnx(index, q.reshape(-1, 2, 1), opset),
                                   want.reshape(-1, 2, 1))
+
+
+@pytest.mark.parametrize("strategy", ["direct", "hash"])
+def test_rows_beyond_int32_keep_int64_arrays(strategy):
+    keys = np.arange(-50, 50, dtype=np.int64) * 3
+    rows = np.arange(keys.size, dtype=np.int64) + 2 ** 33
+    index = build_index(keys, rows, strategy=strategy)
+    q = np.concatenate([keys, keys + 1, SPECIAL])
+    want = expected_rows(keys, rows, q)
+    assert want.max() > 2 ** 33
+    np.testing.assert_array_equal(index.rows(q), want)
+    np.testing.assert_array_equal(run_onnx(index, q), want)
 
 
 def test_label_encoder_attribute_kinds():
