@@ -90,7 +90,7 @@ class DirectIndex(KeyIndex):
 
 # --- hash -----------------------------------------------------------------------------------
 
-HASH_LOAD = 0.9  # keys per slot of a level's pair table
+HASH_LOAD = 0.9  # keys per slot of a level's slot arrays
 HASH_BUCKET_KEYS = 4  # mean keys per bucket (rounded to a power-of-two bucket count)
 HASH_ROUNDS = 4000  # placement attempts per bucket before it moves to the next level
 HASH_LEVELS = 8
@@ -106,7 +106,7 @@ _CHUNK = 1 << 22
 
 class _HashLevel:
     """One displacement level: bucket = top bits of key*a; the bucket's 16-bit seed picks a
-    multiplier m = C0 + seed*C1; slot = fastrange(top 32 bits of key*m, M);
+    multiplier m = MULT_BASE + seed*MULT_STEP; slot = fastrange(top 32 bits of key*m, M);
     slot_keys[slot] == key -> slot_rows[slot]. All arithmetic is uint64 modulo 2^64, which
     ONNX Mul/Add/BitShift on uint64 define, so nothing overflows."""
 
@@ -173,7 +173,8 @@ def _odd_u64(rng, n: int) -> np.ndarray:
 
 
 class HashIndex(KeyIndex):
-    """Hash-and-displace from standard operators (no ai.onnx.ml): per level ~2 random gathers.
+    """Hash-and-displace from standard operators (no ai.onnx.ml): per level 3 small random
+    reads (seed, slot key, slot row).
 
     Keys whose bucket cannot be placed go to the next, much smaller level (new constants), so
     correctness never depends on the hash constants; queries add the levels' results."""
@@ -184,6 +185,7 @@ class HashIndex(KeyIndex):
         keys = np.asarray(keys)
         if keys.dtype != np.int64:
             keys = keys.astype(np.int64)
+        rows = None if rows is None else np.asarray(rows)
         rng = np.random.default_rng(seed)
         self.levels: list[_HashLevel] = []
         sel = None  # positions of the keys still to place (None: all)
@@ -312,7 +314,7 @@ def _place(ku, members, bk, rows, sel, rng, seeds, slot_keys, slot_rows, rounds)
         pos = members[pending[acc]].ravel()
         slot_keys[at] = ku[pos].view(np.int64)
         glob = pos if sel is None else sel[pos]
-        slot_rows[at] = glob + 1 if rows is None else np.asarray(rows)[glob]
+        slot_rows[at] = glob + 1 if rows is None else rows[glob]
         seeds[bk[pending[acc]]] = sd[acc]
         pending = np.delete(pending, acc)
         if pending.size == 0:
