@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="key lookup strategy (default auto)")
     c.add_argument("--external-data", choices=("auto", "always", "never"), default="auto",
                    help="tensors in a .data file: auto switches above ~1.8 GB")
+    c.add_argument("--external-threshold", type=int, default=None, metavar="BYTES",
+                   help="with --external-data auto, switch above this size (default ~1.8 GB)")
+    c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on stderr (default: only when it is a terminal)")
     c.add_argument("--strict-finite", action="store_true",
                    help="fail on NaN/Inf weights instead of warning")
     c.add_argument("--verify", action="store_true",
@@ -104,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                              padding_key=padding_key, lookup=args.lookup,
                              external_data=args.external_data,
                              projection_dims=args.projection_dims, num_gpus=args.num_gpus,
-                             strict_finite=args.strict_finite)
+                             strict_finite=args.strict_finite,
+                             external_threshold=args.external_threshold,
+                             progress=args.progress)
             print(report.summary())
             if args.verify:
                 return _verify(args, padding_key, args.convert_embedding)

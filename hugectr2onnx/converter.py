@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NonFiniteWeightError, UsageError
+from .errors import NonFiniteWeightError, OutputError, UsageError
 from .hugectr.dense import load_dense
 from .hugectr.graph_json import load_graph
 from .hugectr.ntp import load_ntp
@@ -71,8 +71,36 @@ def load_model(graph_config, dense_model, sparse_models=None, ntp_file=None, *,
                              f"{len(graph.embeddings)} embeddings")
         for emb, path in zip(graph.embeddings, sparse_models):
             emb.table = load_table(path, emb, key_type)
-    _check_finite(graph, strict_finite, warn)
+    _check_finite(graph, strict_finite, warn, str(dense_model))
     return graph
+
+
+def _as_list(paths) -> list:
+    if paths is None:
+        return []
+    return [paths] if isinstance(paths, (str, Path)) else list(paths)
+
+
+def _check_options(num_gpus, padding_key) -> None:
+    if num_gpus is not None and (isinstance(num_gpus, bool) or not isinstance(num_gpus, int)
+                                 or not 1 <= num_gpus <= 1 << 16):
+        raise UsageError(f"num_gpus must be an integer from 1 to 65536, found {num_gpus!r}")
+    if padding_key is not None and (isinstance(padding_key, bool)
+                                    or not isinstance(padding_key, (int, np.integer))
+                                    or not -(1 << 63) <= int(padding_key) < 1 << 63):
+        raise UsageError(f"padding_key must be an int64 value or None, found {padding_key!r}")
+
+
+def _check_not_an_input(output, inputs) -> None:
+    """Refuse to overwrite one of the model's own files."""
+    try:
+        out = Path(output).resolve()
+        same = [p for p in inputs if p and str(p) and Path(p).exists() and Path(p).resolve() in
+                (out, out.with_name(out.name + ".data"))]
+    except (OSError, TypeError, ValueError):
+        return
+    if same:
+        raise OutputError("output path would overwrite an input file", file=str(same[0]))
 
 
 def _apply_projection_dims(graph: Graph, dims) -> None:
@@ -84,14 +112,14 @@ def _apply_projection_dims(graph: Graph, dims) -> None:
         layer.params["projection_dim"] = int(p)
 
 
-def _check_finite(graph: Graph, strict: bool, warn) -> None:
+def _check_finite(graph: Graph, strict: bool, warn, dense_file: str) -> None:
     for layer in graph.layers:
         for name, w in layer.weights.items():
             if not np.isfinite(w).all():
                 bad = int(np.size(w) - np.isfinite(w).sum())
                 msg = f"{layer.label} weight {name} has {bad} NaN/Inf values"
                 if strict:
-                    raise NonFiniteWeightError(msg, file=graph.source)
+                    raise NonFiniteWeightError(msg, file=dense_file)
                 (warn or warnings.warn)(msg)
     for emb in graph.embeddings:
         bad = count_nonfinite(emb.table.vectors) if emb.table is not None else 0
@@ -122,6 +150,9 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
     notes: list[str] = []
     if convert_embedding and sparse_models is None:
         raise UsageError("convert_embedding=True needs sparse_models")
+    _check_options(num_gpus, padding_key)
+    _check_not_an_input(onnx_model_path, [graph_config, dense_model, ntp_file,
+                                          *(_as_list(sparse_models))])
     graph = load_model(graph_config, dense_model, sparse_models if convert_embedding else None,
                        ntp_file, key_type=key_type, projection_dims=projection_dims,
                        strict_finite=strict_finite, warn=notes.append)

@@ -70,16 +70,32 @@ def compare(graph: Graph, onnx_path, feeds: dict, *, padding_key: int | None = -
             num_gpus: int | None = None, atol: float = 1e-5, threads: int = 0) -> VerificationReport:
     import onnxruntime as ort
 
+    from .errors import InputFileError
+    from .hugectr.files import existing_file
+
+    existing_file(onnx_path, "ONNX model")
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT raises its own exception types for unreadable models
+        raise InputFileError(f"ONNX Runtime cannot load the model: {str(e).splitlines()[0]:.200}",
+                             file=str(onnx_path))
     wanted = {i.name for i in sess.get_inputs()}
+    absent = sorted(wanted - set(feeds))
+    if absent:
+        raise InputFileError(f"the model's input {absent[0]!r} is not in the HugeCTR graph "
+                             f"(converted from another model?)", file=str(onnx_path))
     got = dict(zip([o.name for o in sess.get_outputs()],
                    sess.run(None, {k: v for k, v in feeds.items() if k in wanted})))
     expected = run_reference(graph, feeds, padding_key=padding_key, num_gpus=num_gpus)
     batch = next(iter(feeds.values())).shape[0]
     report = VerificationReport(batch=batch, atol=atol)
+    missing = [n for n in expected if n not in got]
+    if missing:
+        raise InputFileError(f"the model has no output {missing[0]!r} (outputs: {sorted(got)})",
+                             file=str(onnx_path))
     for name, want in expected.items():
         have = got[name]
         if have.shape != want.shape:

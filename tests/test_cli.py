@@ -85,3 +85,42 @@ def test_dense_only_inputs_are_embedding_outputs(tmp_path, capsys):
     y = sess.run(None, {"dense": np.zeros((2, 4), np.float32),
                         "e": np.zeros((2, 3, 4), np.float32)})[0]
     assert y.shape == (2, 1)
+
+
+def test_output_may_not_overwrite_an_input(tmp_path, capsys):
+    art = _model(tmp_path)
+    before = open(art.dense_model, "rb").read()
+    rc = main(["convert", "--graph", art.graph_config, "--dense", art.dense_model,
+               "-o", art.dense_model])
+    assert rc == 4 and "overwrite an input" in capsys.readouterr().err
+    assert open(art.dense_model, "rb").read() == before
+
+
+@pytest.mark.parametrize("gpus", ["0", "-3"])
+def test_bad_num_gpus_is_a_usage_error(tmp_path, capsys, gpus):
+    art = _model(tmp_path)
+    rc = main(["convert", "--graph", art.graph_config, "--dense", art.dense_model,
+               "--sparse", *art.sparse_models, "--convert-embedding", "--num-gpus", gpus,
+               "-o", str(tmp_path / "x.onnx")])
+    assert rc == 2 and "num_gpus" in capsys.readouterr().err
+
+
+def test_verify_rejects_a_corrupt_onnx_with_a_typed_error(tmp_path, capsys):
+    art = _model(tmp_path)
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    rc = main(["verify", "--graph", art.graph_config, "--dense", art.dense_model,
+               "--onnx", str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 3 and str(bad) in err and "cannot load" in err
+
+
+def test_verify_command_passes_on_a_converted_model(tmp_path, capsys):
+    art = _model(tmp_path)
+    out = tmp_path / "ok.onnx"
+    assert main(["convert", "--graph", art.graph_config, "--dense", art.dense_model,
+                 "--sparse", *art.sparse_models, "--convert-embedding", "-o", str(out)]) == 0
+    rc = main(["verify", "--graph", art.graph_config, "--dense", art.dense_model,
+               "--sparse", *art.sparse_models, "--onnx", str(out), "--batch", "8"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "label [8, 1]" in text and "ok" in text
