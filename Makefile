@@ -21,8 +21,9 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -x -q tests -m "not slow"
 
 bench: $(STAMP)
-	$(PY) bench/lookup_throughput.py
-	$(PY) bench/model_throughput.py
+	$(PY) bench/convert_models.py --repeats 3
+	$(PY) bench/lookup_throughput.py --keys 1000000
+	$(PY) bench/model_throughput.py --repeats 10
 	$(PY) bench/convert_throughput.py --size-gb 0.5
 
 clean:
