@@ -71,6 +71,8 @@ def session(g: OnnxEmitter, keys_in: str, out: str, shape, threads: int, workdir
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # idle pool threads must not spin: the bench alternates two sessions on few cores
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     start = time.perf_counter()
     sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     return sess, time.perf_counter() - start
