@@ -20,6 +20,7 @@ DIRECT_MIN_RANGE = 1 << 16  # ...or this small
 DIRECT_HARD_LIMIT = 64  # an explicit "direct" refuses ranges above 64 x keys (and 2^24)
 
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+_CHUNK = 1 << 22  # keys per step of chunked builds
 
 
 class KeyIndex:
@@ -60,14 +61,17 @@ class DirectIndex(KeyIndex):
 
     def __init__(self, keys: np.ndarray, rows=None):
         keys = np.asarray(keys, dtype=np.int64)
-        rows = _default_rows(keys.size, rows)
         lo, hi = int(keys.min()), int(keys.max())
         # a guard entry below/above the range, unless the range touches the int64 limits
         self.lo = lo - 1 if lo > I64_MIN else lo
         self.hi = hi + 1 if hi < I64_MAX else hi
-        dtype = np.int32 if rows.size == 0 or int(rows.max()) < 2 ** 31 else np.int64
-        self.table = np.zeros(self.hi - self.lo + 1, dtype=dtype)
-        self.table[keys - np.int64(self.lo)] = rows
+        top = keys.size if rows is None else int(np.max(rows))
+        self.table = np.zeros(self.hi - self.lo + 1, dtype=np.int32 if top < 2 ** 31 else np.int64)
+        for c in range(0, keys.size, _CHUNK):  # chunks: no K-sized temporaries
+            part = slice(c, c + _CHUNK)
+            self.table[keys[part] - np.int64(self.lo)] = (
+                np.arange(c + 1, min(c + _CHUNK, keys.size) + 1) if rows is None
+                else np.asarray(rows[part]))
 
     def rows(self, keys):
         k = np.clip(np.asarray(keys, dtype=np.int64), self.lo, self.hi) - np.int64(self.lo)
@@ -101,7 +105,6 @@ HASH_BUCKET_TRIES = 3
 GOLDEN = 0x9E3779B97F4A7C15  # 2^64 / golden ratio, odd
 MULT_BASE = np.uint64(0xD6E8FEB86659FD93)  # slot multiplier of seed s: BASE + s * STEP
 MULT_STEP = np.uint64(0xA0761D6478BD642F)
-_CHUNK = 1 << 22
 
 
 class _HashLevel:
@@ -336,13 +339,16 @@ class LabelEncoderIndex(KeyIndex):
     def __init__(self, keys: np.ndarray, rows=None):
         self.keys = np.asarray(keys, dtype=np.int64)
         self.values = _default_rows(self.keys.size, rows).astype(np.int64)
-        order = np.argsort(self.keys)
-        self._sorted, self._sorted_rows = self.keys[order], self.values[order]
+        self._sorted = None  # the mirror's sorted copy, made on first use
 
     def rows(self, keys):
+        if self._sorted is None:
+            order = np.argsort(self.keys)
+            self._sorted = self.keys[order], self.values[order]
+        sorted_keys, sorted_rows = self._sorted
         k = np.asarray(keys, dtype=np.int64)
-        pos = np.clip(np.searchsorted(self._sorted, k), 0, self._sorted.size - 1)
-        return np.where(self._sorted[pos] == k, self._sorted_rows[pos], 0)
+        pos = np.clip(np.searchsorted(sorted_keys, k), 0, sorted_keys.size - 1)
+        return np.where(sorted_keys[pos] == k, sorted_rows[pos], 0)
 
     def emit(self, g, keys, hint):
         # elementwise, no broadcasting: runs on the keys' own shape
