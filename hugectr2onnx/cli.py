@@ -8,8 +8,8 @@ import traceback
 
 from . import __version__
 from .errors import ConversionError
+from .onnx_backend.lookup import STRATEGIES as LOOKUPS
 
-LOOKUPS = ("auto", "direct", "hash", "label_encoder")
 INTERNAL_ERROR = 70  # EX_SOFTWARE; input errors exit with ConversionError.exit_code (2-4)
 
 

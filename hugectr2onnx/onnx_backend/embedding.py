@@ -28,37 +28,40 @@ def emit_embedding(g, emb: Embedding, opts: EmbeddingOptions) -> dict:
     table = emb.table
     hint = emb.top
     keys = emb.bottom
+    pad = opts.padding_key
     if opts.num_gpus > 1:
-        rows, strategy = _grouped_rows(g, emb, opts, keys, hint)
+        rows, strategy, pad_is_key = _grouped_rows(g, emb, opts, keys, hint)
     else:
         index = build_index(table.keys, strategy=opts.lookup)
         rows, strategy = index.emit(g, keys, hint), index.name
-    pad = opts.padding_key
-    pad_is_key = pad is not None and bool(np.any(np.asarray(table.keys) == pad))
-    if pad is not None:
-        is_pad = g.node("Equal", [keys, g.const(np.int64(pad))], hint=f"{hint}/is_pad")
-        if pad_is_key:
+        pad_is_key = pad is not None and bool(index.rows(np.array([pad], np.int64))[0])
+    mean = emb.combiner == "mean" and emb.max_nnz > 1
+    if pad is not None and (pad_is_key or mean):
+        is_pad = _flat_equal(g, keys, pad, f"{hint}/is_pad")
+        if pad_is_key:  # padding wins over a trained key of the same value
             rows = g.node("Where", [is_pad, g.const(np.int64(0)), rows], hint=f"{hint}/rows_nopad")
     weights = g.add_initializer(f"{hint}.table", table_with_zero_row(table.vectors))
     vecs = g.node("Gather", [weights, rows], axis=0, hint=f"{hint}/vectors")  # [B,S,nnz,V]
     if emb.max_nnz == 1:
         g.squeeze(vecs, [2], out=emb.top)
-    elif emb.combiner == "sum":
+    elif not mean:
         g.reduce("ReduceSum", vecs, [2], keepdims=False, out=emb.top)
+    elif pad is None:  # every position holds a key: divide by max_nnz
+        g.reduce("ReduceMean", vecs, [2], keepdims=False, out=emb.top)
     else:
         total = g.reduce("ReduceSum", vecs, [2], keepdims=False)
-        present = (g.node("Not", [is_pad]) if pad is not None
-                   else g.node("ConstantOfShape", [g.node("Shape", [keys])],
-                               value=_bool_one()))
-        count = g.reduce("ReduceSum", g.node("Cast", [present], to=1), [2], keepdims=True)
+        count = g.reduce("ReduceSum", g.node("Cast", [g.node("Not", [is_pad])], to=1), [2],
+                         keepdims=True)
         denom = g.node("Max", [count, g.const(np.float32(1.0))], hint=f"{hint}/count")
         g.node("Div", [total, denom], emb.top)
     return {"strategy": strategy, "keys": int(table.num_keys)}
 
 
-def _bool_one():
-    from onnx import helper, TensorProto
-    return helper.make_tensor("one", TensorProto.BOOL, [1], [True])
+def _flat_equal(g, keys: str, value: int, hint: str) -> str:
+    """``keys == value``, on a flat view: ORT broadcasts a scalar over [B, S, 1] slowly."""
+    flat = g.reshape(keys, [-1])
+    eq = g.node("Equal", [flat, g.const(np.int64(value))], hint=hint)
+    return g.node("Reshape", [eq, g.node("Shape", [keys])], hint=f"{hint}_shaped")
 
 
 def _grouped_rows(g, emb: Embedding, opts: EmbeddingOptions, keys: str, hint: str):
@@ -67,7 +70,7 @@ def _grouped_rows(g, emb: Embedding, opts: EmbeddingOptions, keys: str, hint: st
     gpus = opts.num_gpus
     group = (np.asarray(table.slot_ids) % np.uint64(gpus)).astype(np.int64)
     parts, order = [], []
-    strategy = ""
+    strategy, pad_is_key = "", False
     for gid in range(gpus):
         slots = np.arange(gid, emb.slot_num, gpus)
         if slots.size == 0:
@@ -80,7 +83,10 @@ def _grouped_rows(g, emb: Embedding, opts: EmbeddingOptions, keys: str, hint: st
             index = build_index(table.keys[members], members + 1, strategy=opts.lookup)
             parts.append(index.emit(g, sub_keys, f"{hint}/gpu{gid}"))
             strategy = index.name
+            if opts.padding_key is not None:
+                pad_is_key |= bool(index.rows(np.array([opts.padding_key], np.int64))[0])
         order.extend(slots.tolist())
     merged = g.node("Concat", parts, axis=1, hint=f"{hint}/grouped_rows")
     inverse = np.argsort(np.asarray(order))
-    return g.node("Gather", [merged, g.ints(inverse)], axis=1, hint=f"{hint}/rows"), strategy
+    rows = g.node("Gather", [merged, g.ints(inverse)], axis=1, hint=f"{hint}/rows")
+    return rows, strategy, pad_is_key

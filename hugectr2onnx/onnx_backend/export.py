@@ -20,7 +20,7 @@ from .embedding import EmbeddingOptions, emit_embedding
 from .emitter import MAX_OPSET, MIN_OPSET, OnnxEmitter
 from .external import DataFile, LazyTensor
 
-IR_VERSION = 8
+MIN_IR_VERSION = 8  # the lowest IR that older runtimes load; raised when an opset needs more
 EXTERNAL_MODES = ("auto", "always", "never")
 AUTO_THRESHOLD = int(1.8e9)  # "auto" goes external above this many bytes
 PROTOBUF_LIMIT = (1 << 31) - 1  # protobuf cannot serialize a message larger than this
@@ -122,8 +122,9 @@ def build_model(graph: Graph, *, convert_embedding: bool, opset: int = 17,
     opsets = [helper.make_opsetid("", opset)]
     if g.ml_opset:
         opsets.append(helper.make_opsetid("ai.onnx.ml", g.ml_opset))
+    ir_version = max(MIN_IR_VERSION, helper.find_min_ir_version_for(opsets))
     model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="hugectr2onnx",
-                              ir_version=IR_VERSION)
+                              ir_version=ir_version)
     return ExportResult(model, dict(g.initializers), emb_info)
 
 

@@ -19,7 +19,7 @@ from onnx import helper, numpy_helper
 from hugectr2onnx.ir import Layer, Shape
 from hugectr2onnx.layers.base import LayerHandler, Params, default_registry
 from hugectr2onnx.onnx_backend.emitter import OnnxEmitter
-from hugectr2onnx.onnx_backend.export import IR_VERSION, _dims
+from hugectr2onnx.onnx_backend.export import MIN_IR_VERSION, _dims
 
 
 def make_layer(layer_type: str, block: dict[str, Any] | None, in_shapes: Sequence[Shape], *,
@@ -59,9 +59,10 @@ def build_layer_model(handler: LayerHandler, layer: Layer, dtypes: Sequence = ()
     handler.to_onnx(layer, g)
     outputs = [_value_info(t, s, np.float32) for t, s in zip(layer.tops, layer.out_shapes)]
     inits = [numpy_helper.from_array(np.asarray(a), n) for n, a in g.initializers.items()]
+    opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(helper.make_graph(g.nodes, "layer", inputs, outputs, inits),
-                              opset_imports=[helper.make_opsetid("", opset)],
-                              ir_version=IR_VERSION)
+                              opset_imports=opsets,
+                              ir_version=max(MIN_IR_VERSION, helper.find_min_ir_version_for(opsets)))
     onnx.checker.check_model(model, full_check=True)
     onnx.shape_inference.infer_shapes(model, strict_mode=True)
     return model
