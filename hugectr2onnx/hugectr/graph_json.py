@@ -139,7 +139,7 @@ def _parse_data(block: dict, file: str) -> DataInput:
     p = Params(block)
     try:
         label_top = p.value("label.top")
-        dim_key = "label.dim" if p.has("label.dim") else "label.label_dim"
+        dim_key = "label.label_dim"
         if isinstance(label_top, str):
             names = [_name(p, "label.top")]
             dims = [p.int(dim_key, lo=1)]
@@ -336,7 +336,7 @@ def _check_labels(graph: Graph, registry: Registry, file: str) -> None:
     label_like = set(graph.data.label_names)
     loss_values = set()  # a loss's own top is the training loss: nothing reads it
     for layer in graph.layers:  # topological order: a Slice of a label comes first
-        if layer.type == "Slice" and layer.bottoms[0] in label_like:
+        if registry.get(layer.type).splits_labels and layer.bottoms[0] in label_like:
             label_like.update(layer.tops)
         if registry.get(layer.type).is_loss:
             loss_values.update(layer.tops)
@@ -352,7 +352,7 @@ def _check_labels(graph: Graph, registry: Registry, file: str) -> None:
                     raise GraphStructureError(
                         f"{layer.label} reads {b!r} as its label, which is no Data label",
                         file=file, where=f"layers[{layer.index}].bottom")
-            elif b in label_like and not (layer.type == "Slice" and k == 0):
+            elif b in label_like and not (registry.get(layer.type).splits_labels and k == 0):
                 raise GraphStructureError(
                     f"{layer.label} reads label tensor {b!r}; labels are not available at "
                     f"inference", file=file, where=f"layers[{layer.index}].bottom")

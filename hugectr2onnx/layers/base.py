@@ -127,6 +127,7 @@ class LayerHandler:
     bottoms: tuple[int, int] = (1, 1)  # min, max number of bottom tensors
     tops: tuple[int, int] = (1, 1)
     is_loss = False  # loss layers produce the model's predictions
+    splits_labels = False  # may read a label (fan-out Slices of multi-task labels)
 
     def parse(self, p: Params, layer: Layer) -> dict[str, Any]:
         """Typed hyper-parameters from the JSON block."""

@@ -12,6 +12,7 @@ from .base import LayerError, LayerHandler, check_int, require
 
 class Slice(LayerHandler):
     types = ("Slice",)
+    splits_labels = True
     tops = (1, 1 << 16)
 
     def parse(self, p, layer):
@@ -52,7 +53,7 @@ class Slice(LayerHandler):
 
     def to_onnx(self, layer, g):
         x = layer.bottoms[0]
-        if x not in g._names:  # labels are no graph inputs; only loss layers read their slices
+        if not g.defined(x):  # labels are no graph inputs; only loss layers read their slices
             return
         width = int(layer.in_shapes[0][-1])
         for top, (a, e) in zip(layer.tops, layer.params["ranges"]):

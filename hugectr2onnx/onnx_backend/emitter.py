@@ -36,6 +36,10 @@ class OnnxEmitter:
         self._names.add(name)
         return name
 
+    def defined(self, name: str) -> bool:
+        """True once ``name`` is a graph input or some node's output."""
+        return name in self._names
+
     def fresh(self, hint: str) -> str:
         name, k = hint, self._next.get(hint, 1)
         while name in self._names or name in self.taken:

@@ -104,7 +104,7 @@ def build_model(graph: Graph, *, convert_embedding: bool, opset: int = 17,
     for k, emb in enumerate(graph.embeddings):
         if convert_embedding:
             sp = data.sparse_input(emb.bottom)
-            if emb.bottom not in g._names:
+            if not g.defined(emb.bottom):
                 inputs.append(helper.make_tensor_value_info(
                     emb.bottom, TensorProto.INT64, ["batch", sp.slot_num, sp.max_nnz]))
                 g.reserve(emb.bottom)
