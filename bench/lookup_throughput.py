@@ -1,7 +1,8 @@
 """Throughput of the full embedding lookup per key->row strategy, on ONNX Runtime CPU.
 
-keys [batch, slots, 1] int64 -> rows -> Gather of a [K+1, vec] float32 table, compared with a
-plain Gather on row ids mapped beforehand (the baseline). Prints medians (ms per batch and
+keys [batch, slots, 1] int64 -> rows -> the converter's row gather (GatherND) of a [K+1, vec]
+float32 table, compared with a plain Gather on row ids mapped beforehand (the baseline; a
+plain GatherND on the same ids is shown too). Prints medians (ms per batch and
 lookups/s), the ratio to the baseline, index build time and peak build memory, session load
 time and RSS. Large tensors are external data files (as a converted model ships them), which
 ONNX Runtime memory-maps, so the sessions share the table.
@@ -26,6 +27,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from hugectr2onnx.onnx_backend.embedding import gather_rows
 from hugectr2onnx.onnx_backend.emitter import OnnxEmitter
 from hugectr2onnx.onnx_backend.lookup import build_index
 
@@ -147,6 +149,20 @@ def bench(k: int, vec: int, strategies, batch: int, slots: int, repeats: int, th
           f"{rss_mb():>8.0f}")
     table_ref = np.memmap(os.path.join(workdir, "table.bin"), dtype=np.float32, mode="r",
                           shape=(k + 1, vec))
+
+    def report(label, built, build_mb, index_mb, sess, load, feed):
+        assert np.array_equal(sess.run(None, feed)[0], expected), f"{label}: wrong vectors"
+        base, ms, best = time_pair(base_sess, base_feeds, sess, feed, repeats)
+        print(f"{label:<17}{built:>8}{build_mb:>9}{index_mb:>9}"
+              f"{load:>7.2f}{ms * 1e3:>10.2f}{n_lookups / ms / 1e6:>11.1f}{base * 1e3:>10.2f}"
+              f"{base / ms:>10.2f}{best:>7.2f}{rss_mb():>8.0f}", flush=True)
+
+    g = OnnxEmitter()
+    g.reserve("rows")
+    gather_rows(g, g.add_initializer("table", table_ref), "rows", "plain", "vectors")
+    sess, load = session(g, "rows", "vectors", shape, threads, workdir, "plain_nd")
+    report("plain GatherND", "-", "-", "-", sess, load, base_feeds)
+    del sess, g
     for strategy in strategies:
         kset, feed = (np.arange(k, dtype=np.int64), seq_q) if strategy == "direct" else (keys, q)
         tracemalloc.start()
@@ -158,15 +174,12 @@ def bench(k: int, vec: int, strategies, batch: int, slots: int, repeats: int, th
         g = OnnxEmitter(21 if strategy.endswith("_v4") else 17)  # v4: ai.onnx.ml 4 tensors
         g.reserve("keys")
         r = index.emit(g, "keys", "emb")
-        g.node("Gather", [g.add_initializer("table", table_ref), r], "vectors", axis=0)
+        gather_rows(g, g.add_initializer("table", table_ref), r, "emb", "vectors")
         sess, load = session(g, "keys", "vectors", shape, threads, workdir, strategy)
-        assert np.array_equal(sess.run(None, {"keys": feed})[0], expected), f"{strategy}: wrong"
         assert np.array_equal(index.rows(feed), rows), f"{strategy}: numpy mirror differs"
-        base, ms, best = time_pair(base_sess, base_feeds, sess, {"keys": feed}, repeats)
         label = {"auto": f"auto({index.name})", "direct": "direct(seq)"}.get(strategy, strategy)
-        print(f"{label:<17}{built:>8.2f}{build_mb:>9.0f}{index.nbytes / 2 ** 20:>9.0f}"
-              f"{load:>7.2f}{ms * 1e3:>10.2f}{n_lookups / ms / 1e6:>11.1f}{base * 1e3:>10.2f}"
-              f"{base / ms:>10.2f}{best:>7.2f}{rss_mb():>8.0f}", flush=True)
+        report(label, f"{built:.2f}", f"{build_mb:.0f}", f"{index.nbytes / 2 ** 20:.0f}", sess,
+               load, {"keys": feed})
         del sess, index, g
         gc.collect()
 

@@ -17,7 +17,9 @@ from .hugectr.sparse import check_keys, count_nonfinite, load_table
 from .ir import Graph
 from .onnx_backend.embedding import EmbeddingOptions
 from .onnx_backend.emitter import DEFAULT_OPSET
-from .onnx_backend.export import build_model, save_model
+from .onnx_backend.lookup import DuplicateKeyError, resolve_strategy
+from .onnx_backend.export import (AUTO_THRESHOLD, EXTERNAL_MIN_BYTES, build_model,
+                                  check_external_mode, save_model, stage_tables)
 
 
 @dataclass
@@ -112,6 +114,32 @@ def _apply_projection_dims(graph: Graph, dims) -> None:
         layer.params["projection_dim"] = int(p)
 
 
+def _embedding_options(graph: Graph, convert_embedding: bool, lookup: str, padding_key,
+                       num_gpus, trust_hash: bool) -> list[EmbeddingOptions]:
+    """Per-table options after the key checks. With ``trust_hash``, tables the hash lookup
+    indexes skip the separate duplicate check (a sort of all keys): the hash build finds a
+    repeated key itself and raises DuplicateKeyError, and the caller then checks fully."""
+    opts = []
+    for emb in graph.embeddings if convert_embedding else []:
+        if trust_hash and resolve_strategy(emb.table.keys, lookup) == "hash":
+            gpus = 1
+        else:
+            gpus = check_keys(emb.table, emb, num_gpus)
+        opts.append(EmbeddingOptions(lookup=lookup, padding_key=padding_key, num_gpus=gpus))
+    return opts
+
+
+def _stage_tables(graph: Graph, path, external_data: str, threshold: int, progress):
+    """Start copying the tables into the data file now when they will go there anyway, so
+    the copy overlaps the key checks and index builds (onnx_backend/staging.py)."""
+    tables = [emb.table.vectors for emb in graph.embeddings
+              if emb.table is not None and emb.table.vectors.nbytes >= EXTERNAL_MIN_BYTES]
+    total = sum(int(v.nbytes) for v in tables)
+    if tables and (external_data == "always" or (external_data == "auto" and total > threshold)):
+        return stage_tables(path, tables, progress=progress)
+    return None
+
+
 def _check_finite(graph: Graph, strict: bool, warn, dense_file: str) -> None:
     for layer in graph.layers:
         for name, w in layer.weights.items():
@@ -151,22 +179,29 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
     if convert_embedding and sparse_models is None:
         raise UsageError("convert_embedding=True needs sparse_models")
     _check_options(num_gpus, padding_key)
+    check_external_mode(external_data)
     _check_not_an_input(onnx_model_path, [graph_config, dense_model, ntp_file,
                                           *(_as_list(sparse_models))])
     graph = load_model(graph_config, dense_model, sparse_models if convert_embedding else None,
                        ntp_file, key_type=key_type, projection_dims=projection_dims,
                        strict_finite=strict_finite, warn=notes.append)
-    emb_opts = []
-    if convert_embedding:
-        for emb in graph.embeddings:
-            gpus = check_keys(emb.table, emb, num_gpus)
-            emb_opts.append(EmbeddingOptions(lookup=lookup, padding_key=padding_key,
-                                             num_gpus=gpus))
-    result = build_model(graph, convert_embedding=convert_embedding, opset=opset,
-                         graph_name=graph_name, emb_opts=emb_opts)
-    save_kw = {} if external_threshold is None else {"threshold": external_threshold}
-    files = save_model(result, onnx_model_path, external_data=external_data, progress=progress,
-                       **save_kw)
+    threshold = AUTO_THRESHOLD if external_threshold is None else external_threshold
+    staged = (_stage_tables(graph, onnx_model_path, external_data, threshold, progress)
+              if convert_embedding else None)
+    try:
+        build = dict(convert_embedding=convert_embedding, opset=opset, graph_name=graph_name)
+        try:
+            result = build_model(graph, **build, emb_opts=_embedding_options(
+                graph, convert_embedding, lookup, padding_key, num_gpus, trust_hash=True))
+        except DuplicateKeyError:  # the full key checks name the rows, or group by GPU
+            result = build_model(graph, **build, emb_opts=_embedding_options(
+                graph, convert_embedding, lookup, padding_key, num_gpus, trust_hash=False))
+        files = save_model(result, onnx_model_path, external_data=external_data,
+                           progress=progress, threshold=threshold, staged=staged)
+    except BaseException:
+        if staged is not None:
+            staged.discard()
+        raise
     counts: dict[str, int] = {}
     for layer in graph.layers:
         counts[layer.type] = counts.get(layer.type, 0) + 1

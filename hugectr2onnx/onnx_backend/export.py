@@ -19,6 +19,7 @@ from ..progress import progress_bar
 from .embedding import EmbeddingOptions, emit_embedding
 from .emitter import MAX_OPSET, MIN_OPSET, OnnxEmitter
 from .external import DataFile, LazyTensor
+from .staging import StagedTables
 
 MIN_IR_VERSION = 8  # the lowest IR that older runtimes load; raised when an opset needs more
 EXTERNAL_MODES = ("auto", "always", "never")
@@ -128,34 +129,67 @@ def build_model(graph: Graph, *, convert_embedding: bool, opset: int = 17,
     return ExportResult(model, dict(g.initializers), emb_info)
 
 
-def save_model(model, path, *, external_data: str = "auto", threshold: int = AUTO_THRESHOLD,
-               progress: bool | None = None, kernel_copy: bool = True) -> list[Path]:
-    """Write ``model`` (ExportResult or ModelProto) to ``path``; returns the files written.
-
-    Tensors go to ``<name>.data`` beside it with ``external_data="always"``, or with "auto"
-    when the model exceeds ``threshold`` bytes. Everything is written to temporary files in
-    the target directory and renamed at the end; on any error or Ctrl-C they are removed.
-    """
-    result = model if isinstance(model, ExportResult) else ExportResult.from_proto(model)
+def check_external_mode(external_data: str) -> None:
     if external_data not in EXTERNAL_MODES:
         raise UsageError(f"external_data must be one of {list(EXTERNAL_MODES)}, "
                          f"found {external_data!r}")
+
+
+def stage_tables(path, tables: list, *, progress: bool | None = None,
+                 kernel_copy: bool = True) -> StagedTables:
+    """Start copying embedding tables (arrays of vectors, usually memory maps) into the
+    temporary data file of ``path``; pass the result to ``save_model(staged=...)``."""
+    path = Path(os.fspath(path))
+    directory = path.parent if str(path.parent) else Path(".")
+    _check_target(path, directory)
+    temps: list[str] = []
+    tmp = _temp_file(directory, path.name + ".data", temps)
+    try:
+        return StagedTables(tmp, path.name + ".data", tables, progress, kernel_copy)
+    except BaseException:
+        _remove(temps)
+        raise
+
+
+def save_model(model, path, *, external_data: str = "auto", threshold: int = AUTO_THRESHOLD,
+               progress: bool | None = None, kernel_copy: bool = True,
+               staged: StagedTables | None = None) -> list[Path]:
+    """Write ``model`` (ExportResult or ModelProto) to ``path``; returns the files written.
+
+    Tensors go to ``<name>.data`` beside it with ``external_data="always"``, or with "auto"
+    when the model exceeds ``threshold`` bytes; tables in ``staged`` are already there.
+    Everything is written to temporary files in the target directory and renamed at the
+    end; on any error or Ctrl-C they are removed.
+    """
+    result = model if isinstance(model, ExportResult) else ExportResult.from_proto(model)
+    check_external_mode(external_data)
     path = Path(os.fspath(path))
     directory = path.parent if str(path.parent) else Path(".")
     _check_target(path, directory)
     size = result.estimated_bytes()
-    use_external = external_data == "always" or (external_data == "auto" and size > threshold)
+    use_external = (staged is not None or external_data == "always"
+                    or (external_data == "auto" and size > threshold))
     if not use_external and size > PROTOBUF_LIMIT:
         raise UsageError(f"the model needs about {size / 2**30:.1f} GiB, more than the 2 GiB a "
                          "single protobuf file can hold; use external_data='auto' or 'always'")
     data_path = directory / (path.name + ".data")
     big = {n: t for n, t in result.tensors.items()
            if use_external and _nbytes(t) >= EXTERNAL_MIN_BYTES}
-    temps: list[str] = []
+    temps: list[str] = [staged.temp_path] if staged is not None else []
     placed: list[Path] = []
     try:
         external = {}
-        if big:
+        if staged is not None:
+            staged.wait()
+            external = {n: p for n, t in big.items() if (p := staged.proto_for(n, t))}
+            rest = {n: t for n, t in big.items() if n not in external}
+            with progress_bar(sum(map(_nbytes, rest.values())), f"writing {data_path.name}",
+                              progress) as bar:
+                out = staged.continue_file(bar)
+                external.update((name, out.add(name, t)) for name, t in rest.items())
+                out.finish()
+            staged.close()
+        elif big:
             tmp = _temp_file(directory, data_path.name, temps)
             with open(tmp, "r+b", buffering=0) as f, \
                     progress_bar(sum(map(_nbytes, big.values())), f"writing {data_path.name}",
@@ -166,18 +200,24 @@ def save_model(model, path, *, external_data: str = "auto", threshold: int = AUT
         tmp_model = _temp_file(directory, path.name, temps)
         with open(tmp_model, "wb") as f:
             f.write(_serialize(result.skeleton, result.tensors, external))
-        if big:
+        if big or staged is not None:
             os.replace(temps[0], data_path)
             placed.append(data_path)
         os.replace(tmp_model, path)
         placed.append(path)
         return placed
     except OSError as e:
-        _remove(temps + placed)
+        _discard(staged, temps + placed)
         raise OutputError(f"cannot write: {e.strerror or e}", file=str(path)) from e
     except BaseException:  # KeyboardInterrupt too: leave nothing behind
-        _remove(temps + placed)
+        _discard(staged, temps + placed)
         raise
+
+
+def _discard(staged: StagedTables | None, paths) -> None:
+    if staged is not None:
+        staged.discard()
+    _remove(paths)
 
 
 def _check_target(path: Path, directory: Path) -> None:

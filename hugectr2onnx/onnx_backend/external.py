@@ -24,6 +24,10 @@ def alignment(nbytes: int) -> int:
     return BIG_ALIGN if nbytes >= BIG_TENSOR else PAGE_ALIGN
 
 
+class Cancelled(Exception):
+    """A copy stopped on request (the conversion failed or was interrupted meanwhile)."""
+
+
 class LazyTensor:
     """A tensor whose bytes are produced only when written (or when asked as an array)."""
 
@@ -84,8 +88,10 @@ def drop_pages(arr: np.ndarray) -> None:
 class DataFile:
     """Appends tensors to an open file descriptor at aligned offsets."""
 
-    def __init__(self, fd: int, location: str, progress=None, kernel_copy: bool = True):
+    def __init__(self, fd: int, location: str, progress=None, kernel_copy: bool = True,
+                 cancel=None):
         self.fd = fd
+        self.cancel = cancel  # a threading.Event: set, the next chunk raises Cancelled
         self.location = location
         self.pos = 0
         self.progress = progress
@@ -183,5 +189,7 @@ class DataFile:
             length -= n
 
     def _tick(self, n: int) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
         if self.progress is not None:
             self.progress.update(n)

@@ -23,6 +23,10 @@ I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 _CHUNK = 1 << 22  # keys per step of chunked builds
 
 
+class DuplicateKeyError(UsageError):
+    """A key appears twice among the keys an index was asked to build over."""
+
+
 class KeyIndex:
     name = ""
 
@@ -297,6 +301,13 @@ def _place(ku, members, bk, rows, sel, rng, seeds, slot_keys, slot_rows, rounds)
     are distinct, free and claimed by no other bucket this round. Returns the indices (into
     ``bk``) of buckets never placed. A slot is free while its row is 0 (rows are >= 1)."""
     kk = ku[members]
+    if kk.shape[1] > 1:  # equal keys share a bucket: a repeated key is found here, early
+        srt = np.sort(kk, axis=1)
+        same = srt[:, 1:] == srt[:, :-1]
+        if same.any():
+            key = int(srt[:, 1:][same][0].view(np.int64))
+            raise DuplicateKeyError(f"key {key} appears more than once; a key must map to one "
+                                    "row")
     size = slot_rows.size
     claim = slot_rows  # free slots double as a scratch claim array within a round
     pending = np.arange(bk.size)
@@ -380,6 +391,17 @@ def _spread(keys: np.ndarray) -> int:
     return int(keys.max()) - int(keys.min()) + 1 if keys.size else 0
 
 
+def resolve_strategy(keys: np.ndarray, strategy: str) -> str:
+    """The strategy ``auto`` stands for on these keys (others unchanged)."""
+    if strategy not in STRATEGIES:
+        raise UsageError(f"lookup must be one of {list(STRATEGIES)}, found {strategy!r}")
+    if strategy != "auto":
+        return strategy
+    compact = keys.size and _spread(keys) <= max(DIRECT_MAX_SPREAD * keys.size,
+                                                 DIRECT_MIN_RANGE)
+    return "direct" if compact else "hash"
+
+
 def build_index(keys: np.ndarray, rows: np.ndarray | None = None,
                 strategy: str = "auto") -> KeyIndex:
     """Index over unique ``keys``; ``rows`` default to 1..K in key order.
@@ -387,12 +409,7 @@ def build_index(keys: np.ndarray, rows: np.ndarray | None = None,
     ``auto``: direct when the key range is compact, else the hash (measured fastest, and made
     of standard operators only)."""
     keys = np.asarray(keys)
-    if strategy not in STRATEGIES:
-        raise UsageError(f"lookup must be one of {list(STRATEGIES)}, found {strategy!r}")
-    if strategy == "auto":
-        compact = keys.size and _spread(keys) <= max(DIRECT_MAX_SPREAD * keys.size,
-                                                     DIRECT_MIN_RANGE)
-        strategy = "direct" if compact else "hash"
+    strategy = resolve_strategy(keys, strategy)
     if strategy == "direct":
         if not keys.size:
             raise UsageError("direct lookup needs at least one key")

@@ -219,3 +219,41 @@ def test_scanning_and_streaming_a_table_keep_rss_flat(tmp_path, kernel_copy):
         DataFile(f.fileno(), "out", kernel_copy=kernel_copy).add("t", ZeroRowTable(vec))
         DataFile(f.fileno(), "out").add("t", ZeroRowTable(vec[:, :32]))  # strided: chunked
     assert _rss_mb() - before < 48  # a 96 MB table; the copy buffer is 16 MB
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, MemoryError])
+def test_failure_while_tables_are_staged_leaves_nothing(big_artifacts, tmp_path, monkeypatch,
+                                                        error):
+    """The table copy runs on a thread from the start; a failure in the main thread's index
+    build stops it and removes its temporary file."""
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"old model")
+    seen = []
+
+    def failing_build(*a, **kw):
+        seen.extend(p.name for p in tmp_path.iterdir())  # the staged temp file exists now
+        raise error
+
+    monkeypatch.setattr(converter, "build_model", failing_build)
+    with pytest.raises(error):
+        _convert(big_artifacts, out, external_data="always")
+    assert any(n.startswith(".model.onnx.data.") for n in seen), seen
+    assert sorted(os.listdir(tmp_path)) == ["model.onnx"]
+    assert out.read_bytes() == b"old model"
+
+
+def test_staged_and_unstaged_tables_give_the_same_model(big_artifacts, tmp_path, monkeypatch):
+    """Staging puts the tables first in the data file; the tensors are the same."""
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    _convert(big_artifacts, a, external_data="always")
+    monkeypatch.setattr(converter, "_stage_tables", lambda *args: None)
+    _convert(big_artifacts, b, external_data="always")
+    assert _external_entries(a)["e.table"]["offset"] == "0"
+    assert _external_entries(b)["e.table"]["offset"] != "0"
+    ma, mb = onnx.load(str(a)), onnx.load(str(b))
+    ta = {t.name: onnx.numpy_helper.to_array(t) for t in ma.graph.initializer}
+    tb = {t.name: onnx.numpy_helper.to_array(t) for t in mb.graph.initializer}
+    assert ta.keys() == tb.keys()
+    for name in ta:
+        np.testing.assert_array_equal(ta[name], tb[name], err_msg=name)
+    assert ma.graph.node == mb.graph.node

@@ -207,8 +207,15 @@ def test_hash_unplaced_buckets_go_to_further_levels(monkeypatch):
 
 
 def test_hash_rejects_duplicate_keys():
-    with pytest.raises(UsageError, match="duplicate"):
+    with pytest.raises(lookup.DuplicateKeyError, match="key 5 appears more than once"):
         HashIndex(np.array([5, 9, 5], dtype=np.int64))
+
+
+def test_hash_finds_a_duplicate_among_many_keys():
+    keys = hashed(np.random.default_rng(3), 50_000)
+    keys[40_000] = keys[123]
+    with pytest.raises(lookup.DuplicateKeyError, match=f"key {keys[123]} appears"):
+        HashIndex(keys)
 
 
 def test_auto_choice_and_errors():

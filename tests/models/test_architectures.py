@@ -8,6 +8,7 @@ import json
 import os
 
 import numpy as np
+import onnx
 import pytest
 
 from hugectr2onnx import zoo
@@ -162,6 +163,16 @@ def test_localized_num_gpus_given_explicitly(roundtrip):
     builder = small("mmoe_parquet", num_gpus=2)
     tables = _repeated_localized_tables(builder.graph(), seed=5)
     run(roundtrip, builder, seed=5, tables=tables, num_gpus=2)
+
+
+def test_localized_repeated_keys_with_hash_lookup(roundtrip):
+    """The hash build meets the repeated keys first; the converter then groups by GPU."""
+    builder = small("mmoe_parquet", num_gpus=2)
+    tables = _repeated_localized_tables(builder.graph(), seed=6)
+    run(roundtrip, builder, seed=6, tables=tables, lookup="hash")
+    model = onnx.load(str(roundtrip.tmp_path / f"m{roundtrip.count}" / "model.onnx"))
+    seeds = [t.name for t in model.graph.initializer if t.name.endswith(".seeds")]
+    assert len(seeds) == 2, seeds  # one hash index per GPU group
 
 
 @pytest.mark.parametrize("convert_embedding", [True, False])
