@@ -66,3 +66,54 @@ def test_3d_input_is_rejected():
          .dense("BatchNorm", "e", "bn", bn_param={"factor": 1.0, "eps": 1e-5}))
     with pytest.raises(GraphStructureError, match="2-D"):
         b.graph()
+
+
+def _ops(out):
+    import onnx
+    return [n.op_type for n in onnx.load(str(out)).graph.node]
+
+
+def test_batchnorm_after_gemm_is_folded_into_it(roundtrip):
+    """Checked against the numpy reference of the unfolded layers (roundtrip compares)."""
+    _, _, out, _ = roundtrip(_bn_model(eps=1e-3))
+    ops = _ops(out)
+    assert "BatchNormalization" not in ops and ops.count("Gemm") == 2
+
+
+def test_batchnorm_on_a_graph_input_stays(roundtrip):
+    model = (ModelBuilder().input(dense_dim=6)
+             .dense("BatchNorm", "dense", "bn", bn_param={"factor": 1.0, "eps": 1e-5})
+             .dense("InnerProduct", "bn", "fc2", fc_param={"num_output": 1})
+             .dense("BinaryCrossEntropyLoss", ["fc2", "label"], "loss"))
+    _, _, out, _ = roundtrip(model)
+    assert "BatchNormalization" in _ops(out)
+
+
+def test_gemm_output_used_twice_is_not_folded(roundtrip):
+    model = (ModelBuilder().input(dense_dim=6)
+             .dense("InnerProduct", "dense", "fc1", fc_param={"num_output": 4})
+             .dense("Slice", "fc1", ["f1", "f2"], ranges=[[0, 4], [0, 4]])
+             .dense("BatchNorm", "f1", "bn", bn_param={"factor": 1.0, "eps": 1e-5})
+             .dense("Add", ["bn", "f2"], "sum")
+             .dense("InnerProduct", "sum", "fc2", fc_param={"num_output": 1})
+             .dense("BinaryCrossEntropyLoss", ["fc2", "label"], "loss"))
+    _, _, out, _ = roundtrip(model)
+    assert "BatchNormalization" in _ops(out)
+
+
+def test_fold_skips_nonpositive_variance():
+    from hugectr2onnx.onnx_backend.emitter import OnnxEmitter
+    from hugectr2onnx.onnx_backend.optimize import fold_batchnorm
+    g = OnnxEmitter()
+    g.reserve("x")
+    w = g.add_initializer("w", np.ones((3, 2), np.float32))
+    y = g.node("Gemm", ["x", w], hint="y")
+    stats = [g.add_initializer(k, np.array(v, np.float32))
+             for k, v in (("g", [1, 1]), ("b", [0, 0]), ("m", [0, 0]), ("v", [1, -2]))]
+    g.node("BatchNormalization", [y, *stats], "out", epsilon=1e-5)
+    assert fold_batchnorm(g) == 0
+    assert [n.op_type for n in g.nodes] == ["Gemm", "BatchNormalization"]
+    g.initializers["v"] = np.array([1, 3], np.float32)
+    assert fold_batchnorm(g) == 1
+    assert [n.op_type for n in g.nodes] == ["Gemm"] and g.nodes[0].output[0] == "out"
+    assert "w" not in g.initializers and "v" not in g.initializers
