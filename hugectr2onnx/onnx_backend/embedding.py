@@ -11,6 +11,9 @@ from .external import ZeroRowTable
 from .lookup import build_index
 
 
+GATHER_ND_MAX_VEC = 64  # widest rows for which GatherND beats Gather (measured)
+
+
 @dataclass
 class EmbeddingOptions:
     lookup: str = "auto"
@@ -41,7 +44,7 @@ def emit_embedding(g, emb: Embedding, opts: EmbeddingOptions) -> dict:
         if pad_is_key:  # padding wins over a trained key of the same value
             rows = g.node("Where", [is_pad, g.const(np.int64(0)), rows], hint=f"{hint}/rows_nopad")
     weights = g.add_initializer(f"{hint}.table", table_with_zero_row(table.vectors))
-    vecs = gather_rows(g, weights, rows, hint)  # [B, S, nnz, V]
+    vecs = gather_rows(g, weights, rows, emb.vec_size, hint)  # [B, S, nnz, V]
     if emb.max_nnz == 1:
         g.squeeze(vecs, [2], out=emb.top)
     elif not mean:
@@ -57,10 +60,14 @@ def emit_embedding(g, emb: Embedding, opts: EmbeddingOptions) -> dict:
     return {"strategy": strategy, "keys": int(table.num_keys)}
 
 
-def gather_rows(g, table: str, rows: str, hint: str, out: str | None = None) -> str:
-    """``table[rows]``. GatherND on [..., 1] row ids: ONNX Runtime's CPU Gather spends about
-    40 ns of bookkeeping per index, GatherND about half (docs/lookup.md)."""
-    return g.node("GatherND", [table, g.unsqueeze(rows, [-1])], out, hint=f"{hint}/vectors")
+def gather_rows(g, table: str, rows: str, vec_size: int, hint: str,
+                out: str | None = None) -> str:
+    """``table[rows]``. ONNX Runtime's CPU Gather spends about 40 ns of bookkeeping per index;
+    GatherND spends about half, which wins for rows up to 64 floats (1.3-1.7x at 16 and 64)
+    but loses ~5% to Gather's copy at 128 and 256 (docs/lookup.md)."""
+    if vec_size <= GATHER_ND_MAX_VEC:
+        return g.node("GatherND", [table, g.unsqueeze(rows, [-1])], out, hint=f"{hint}/vectors")
+    return g.node("Gather", [table, rows], out, axis=0, hint=f"{hint}/vectors")
 
 
 def _flat_equal(g, keys: str, value: int, hint: str) -> str:
