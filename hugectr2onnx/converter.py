@@ -188,20 +188,21 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
     threshold = AUTO_THRESHOLD if external_threshold is None else external_threshold
     staged = (_stage_tables(graph, onnx_model_path, external_data, threshold, progress)
               if convert_embedding else None)
+    build = dict(convert_embedding=convert_embedding, opset=opset, graph_name=graph_name)
     try:
-        build = dict(convert_embedding=convert_embedding, opset=opset, graph_name=graph_name)
         try:
             result = build_model(graph, **build, emb_opts=_embedding_options(
                 graph, convert_embedding, lookup, padding_key, num_gpus, trust_hash=True))
         except DuplicateKeyError:  # the full key checks name the rows, or group by GPU
             result = build_model(graph, **build, emb_opts=_embedding_options(
                 graph, convert_embedding, lookup, padding_key, num_gpus, trust_hash=False))
-        files = save_model(result, onnx_model_path, external_data=external_data,
-                           progress=progress, threshold=threshold, staged=staged)
     except BaseException:
         if staged is not None:
             staged.discard()
         raise
+    # from here save_model owns the staged file: it removes it on failure
+    files = save_model(result, onnx_model_path, external_data=external_data,
+                       progress=progress, threshold=threshold, staged=staged)
     counts: dict[str, int] = {}
     for layer in graph.layers:
         counts[layer.type] = counts.get(layer.type, 0) + 1

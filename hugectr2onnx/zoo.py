@@ -426,6 +426,24 @@ MODELS = {f.__name__: f for f in (wdl, dcn, deepfm, dlrm, dlrm_mlp, din_try, din
                                   bst_avg_pooling, mmoe_parquet, ncf, gmf, neumf)}
 
 
+# Every architecture shrunk to a few units per layer (tests and fuzzing): same layer types.
+SMALL = {
+    "wdl": dict(deep_slots=4, wide_slots=2, dense_dim=3, vec=4, hidden=(8, 8)),
+    "dcn": dict(slots=4, dense_dim=3, vec=4, hidden=(8, 8), cross_layers=2),
+    "deepfm": dict(slots=4, dense_dim=3, factors=3, hidden=(8, 8, 8)),
+    "dlrm": dict(slots=4, dense_dim=3, bottom=(8, 4), top=(8, 8, 6)),
+    "dlrm_mlp": dict(slots=4, dense_dim=3, bottom=(8, 4), top=(8, 8, 6)),
+    "din_try": dict(seq=4, vec=3, att_hidden=5, hidden=(6, 4)),
+    "din_parquet": dict(seq=4, vec=3, att_hidden=5, hidden=(6, 4)),
+    "bst_avg_pooling": dict(seq=4, user_vec=3, item_vec=4, d_model=8, heads=2, ffn=8,
+                            hidden=(8, 6, 4)),
+    "mmoe_parquet": dict(slots=4, vec=3, experts=3, expert_hidden=(8, 6), tower=4),
+    "ncf": dict(vec=4, hidden=(8, 8, 6, 4)),
+    "gmf": dict(vec=5),
+    "neumf": dict(vec=9, mlp_width=12, hidden=(8, 8, 6, 4)),
+}
+
+
 # --------------------------------------------------------------------------- weights and tables
 def unsaved(builder: ModelBuilder) -> ModelBuilder:
     """The builder as graph_to_json writes it: MultiCross ``projection_dim`` dropped."""

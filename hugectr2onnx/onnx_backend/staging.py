@@ -20,8 +20,8 @@ from .external import DataFile, ZeroRowTable
 class StagedTables:
     """Tables written at the front of ``<model>.data``'s temporary file by a thread.
 
-    ``save_model`` calls ``wait``, then ``continue_file`` to append the remaining tensors to the same file;
-    on any failure before that, ``discard`` stops the copy and removes the file."""
+    ``save_model`` calls ``wait``, then ``continue_file`` to append the remaining tensors
+    to the same file; on any failure, ``discard`` stops the copy and removes the file."""
 
     def __init__(self, temp_path: str, location: str, tables: list[np.ndarray],
                  progress: bool | None = None, kernel_copy: bool = True):

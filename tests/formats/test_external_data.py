@@ -257,3 +257,14 @@ def test_staged_and_unstaged_tables_give_the_same_model(big_artifacts, tmp_path,
     for name in ta:
         np.testing.assert_array_equal(ta[name], tb[name], err_msg=name)
     assert ma.graph.node == mb.graph.node
+
+
+def test_cancelled_copy_raises_after_the_current_chunk(tmp_path):
+    import threading
+    cancel = threading.Event()
+    with open(tmp_path / "out", "w+b", buffering=0) as f:
+        out = DataFile(f.fileno(), "out", cancel=cancel)
+        out.add("a", np.ones(10, np.float32))  # not cancelled: written
+        cancel.set()
+        with pytest.raises(external.Cancelled):
+            out.add("b", np.ones(10, np.float32))
