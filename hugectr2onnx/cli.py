@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--opset", type=int, default=17, help="ONNX opset, 13-21 (default 17)")
     c.add_argument("--lookup", choices=LOOKUPS, default="auto",
                    help="key lookup strategy (default auto)")
+    c.add_argument("--table-order", choices=("auto", "slot", "file"), default="auto",
+                   help="hashed tables in the lookup's slot order (faster lookups; the table "
+                   "is read into memory) or as stored (streamed); auto: slot order up to "
+                   "4 GiB or a quarter of the RAM")
     c.add_argument("--external-data", choices=("auto", "always", "never"), default="auto",
                    help="tensors in a .data file: auto switches above ~1.8 GB")
     c.add_argument("--external-threshold", type=int, default=None, metavar="BYTES",
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                              projection_dims=args.projection_dims, num_gpus=args.num_gpus,
                              strict_finite=args.strict_finite,
                              external_threshold=args.external_threshold,
-                             progress=args.progress)
+                             progress=args.progress, table_order=args.table_order)
             print(report.summary())
             if args.verify:
                 return _verify(args, padding_key, args.convert_embedding)

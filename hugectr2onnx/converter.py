@@ -15,7 +15,7 @@ from .hugectr.graph_json import load_graph
 from .hugectr.ntp import load_ntp
 from .hugectr.sparse import check_keys, count_nonfinite, load_table
 from .ir import Graph
-from .onnx_backend.embedding import EmbeddingOptions
+from .onnx_backend.embedding import EmbeddingOptions, check_table_order, uses_slot_order
 from .onnx_backend.emitter import DEFAULT_OPSET
 from .onnx_backend.lookup import DuplicateKeyError, resolve_strategy
 from .onnx_backend.export import (AUTO_THRESHOLD, EXTERNAL_MIN_BYTES, build_model,
@@ -115,26 +115,36 @@ def _apply_projection_dims(graph: Graph, dims) -> None:
 
 
 def _embedding_options(graph: Graph, convert_embedding: bool, lookup: str, padding_key,
-                       num_gpus, trust_hash: bool) -> list[EmbeddingOptions]:
+                       num_gpus, trust_hash: bool, table_order: str = "auto",
+                       lookups: list[str] | None = None) -> list[EmbeddingOptions]:
     """Per-table options after the key checks. With ``trust_hash``, tables the hash lookup
     indexes skip the separate duplicate check (a sort of all keys): the hash build finds a
-    repeated key itself and raises DuplicateKeyError, and the caller then checks fully."""
+    repeated key itself and raises DuplicateKeyError, and the caller then checks fully.
+    ``lookups``: each table's strategy with "auto" resolved (one scan of its keys)."""
     opts = []
-    for emb in graph.embeddings if convert_embedding else []:
-        if trust_hash and resolve_strategy(emb.table.keys, lookup) == "hash":
+    for k, emb in enumerate(graph.embeddings if convert_embedding else []):
+        resolved = lookups[k] if lookups else resolve_strategy(emb.table.keys, lookup)
+        if trust_hash and resolved == "hash":
             gpus = 1
         else:
             gpus = check_keys(emb.table, emb, num_gpus)
-        opts.append(EmbeddingOptions(lookup=lookup, padding_key=padding_key, num_gpus=gpus))
+        # GPU groups resolve "auto" on their own subsets of keys
+        opts.append(EmbeddingOptions(lookup=resolved if gpus == 1 else lookup,
+                                     padding_key=padding_key, num_gpus=gpus,
+                                     table_order=table_order))
     return opts
 
 
-def _stage_tables(graph: Graph, path, external_data: str, threshold: int, progress):
+def _stage_tables(graph: Graph, path, external_data: str, threshold: int, progress,
+                  lookups: list[str], table_order: str):
     """Start copying the tables into the data file now when they will go there anyway, so
-    the copy overlaps the key checks and index builds (onnx_backend/staging.py)."""
-    tables = [emb.table.vectors for emb in graph.embeddings
-              if emb.table is not None and emb.table.vectors.nbytes >= EXTERNAL_MIN_BYTES]
-    total = sum(int(v.nbytes) for v in tables)
+    the copy overlaps the key checks and index builds (onnx_backend/staging.py). Tables
+    stored in slot order wait for their index."""
+    big = [(emb.table, how) for emb, how in zip(graph.embeddings, lookups)
+           if emb.table is not None and emb.table.vectors.nbytes >= EXTERNAL_MIN_BYTES]
+    total = sum(int(t.vectors.nbytes) for t, _ in big)
+    tables = [t.vectors for t, how in big
+              if not uses_slot_order(t.keys, t.vectors, how, table_order)]
     if tables and (external_data == "always" or (external_data == "auto" and total > threshold)):
         return stage_tables(path, tables, progress=progress)
     return None
@@ -163,16 +173,18 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
             opset: int = DEFAULT_OPSET, key_type: str = "I64", padding_key: int | None = -1,
             lookup: str = "auto", external_data: str = "auto", projection_dims=None,
             num_gpus: int | None = None, strict_finite: bool = False,
-            external_threshold: int | None = None, progress: bool | None = None
-            ) -> ConversionReport:
+            external_threshold: int | None = None, progress: bool | None = None,
+            table_order: str = "auto") -> ConversionReport:
     """Convert a HugeCTR model to ONNX (arguments as in NVIDIA's hugectr2onnx).
 
     Keyword-only extras: ``opset`` (13-21), ``key_type`` of legacy single-file tables
     ("I64"/"I32"), ``padding_key`` marking absent entries of multi-hot slots (None: none),
     ``lookup`` strategy, ``external_data`` ("auto"/"always"/"never"), ``projection_dims`` of
     DCN-v2 MultiCross layers, ``num_gpus`` of Localized training runs, ``strict_finite``,
-    ``external_threshold`` (bytes above which "auto" writes external data) and ``progress``
-    (bars on stderr; None: when it is a terminal).
+    ``external_threshold`` (bytes above which "auto" writes external data), ``progress``
+    (bars on stderr; None: when it is a terminal) and ``table_order`` of hashed tables
+    ("slot": in the index's slot order, one random read less per lookup; "file": streamed
+    as stored; "auto": slot order up to 4 GiB or a quarter of the RAM).
     """
     start = time.perf_counter()
     notes: list[str] = []
@@ -180,22 +192,27 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
         raise UsageError("convert_embedding=True needs sparse_models")
     _check_options(num_gpus, padding_key)
     check_external_mode(external_data)
+    check_table_order(table_order)
     _check_not_an_input(onnx_model_path, [graph_config, dense_model, ntp_file,
                                           *(_as_list(sparse_models))])
     graph = load_model(graph_config, dense_model, sparse_models if convert_embedding else None,
                        ntp_file, key_type=key_type, projection_dims=projection_dims,
                        strict_finite=strict_finite, warn=notes.append)
     threshold = AUTO_THRESHOLD if external_threshold is None else external_threshold
-    staged = (_stage_tables(graph, onnx_model_path, external_data, threshold, progress)
-              if convert_embedding else None)
+    lookups = ([lookup if emb.table is None else resolve_strategy(emb.table.keys, lookup)
+                for emb in graph.embeddings] if convert_embedding else [])
+    staged = (_stage_tables(graph, onnx_model_path, external_data, threshold, progress,
+                            lookups, table_order) if convert_embedding else None)
     build = dict(convert_embedding=convert_embedding, opset=opset, graph_name=graph_name)
     try:
         try:
             result = build_model(graph, **build, emb_opts=_embedding_options(
-                graph, convert_embedding, lookup, padding_key, num_gpus, trust_hash=True))
+                graph, convert_embedding, lookup, padding_key, num_gpus, trust_hash=True,
+                table_order=table_order, lookups=lookups))
         except DuplicateKeyError:  # the full key checks name the rows, or group by GPU
             result = build_model(graph, **build, emb_opts=_embedding_options(
-                graph, convert_embedding, lookup, padding_key, num_gpus, trust_hash=False))
+                graph, convert_embedding, lookup, padding_key, num_gpus, trust_hash=False,
+                table_order=table_order, lookups=lookups))
     except BaseException:
         if staged is not None:
             staged.discard()

@@ -70,8 +70,22 @@ def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "hugectr2onnx", "convert", "--help"],
                          capture_output=True, text=True, check=True).stdout
     for flag in ("--convert-embedding", "--opset", "--lookup", "--external-data", "--padding-key",
-                 "--key-type"):
+                 "--key-type", "--table-order"):
         assert flag in out
+
+
+@pytest.mark.parametrize("order", ["slot", "file"])
+def test_table_order_option(tmp_path, capsys, order):
+    import onnx
+
+    art = _model(tmp_path)
+    out = tmp_path / f"{order}.onnx"
+    rc = main(["convert", "--graph", art.graph_config, "--dense", art.dense_model,
+               "--sparse", *art.sparse_models, "--convert-embedding", "-o", str(out),
+               "--lookup", "hash", "--table-order", order, "--verify"])
+    assert rc == 0, capsys.readouterr()
+    names = [t.name for t in onnx.load(str(out)).graph.initializer]
+    assert any(n.endswith(".slot_rows") for n in names) == (order == "file")
 
 
 def test_dense_only_inputs_are_embedding_outputs(tmp_path, capsys):

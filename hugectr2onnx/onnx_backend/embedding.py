@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UsageError
 from ..ir import Embedding
-from .external import ZeroRowTable
-from .lookup import build_index
+from .external import SlotOrderTable, ZeroRowTable
+from .lookup import build_index, resolve_strategy
 
 
 GATHER_ND_MAX_VEC = 64  # widest rows for which GatherND beats Gather (measured)
+TABLE_ORDERS = ("auto", "slot", "file")
+SLOT_ORDER_MAX_BYTES = 4 << 30  # "auto" keeps larger tables in file order (streamed copy)
 
 
 @dataclass
@@ -19,11 +23,51 @@ class EmbeddingOptions:
     lookup: str = "auto"
     padding_key: int | None = -1
     num_gpus: int = 1  # > 1 only for Localized tables whose keys repeat across GPUs
+    table_order: str = "auto"
+
+
+def slot_order_limit() -> int:
+    """Largest table "auto" lays out in slot order: 4 GiB, or a quarter of the RAM."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return SLOT_ORDER_MAX_BYTES
+    return min(SLOT_ORDER_MAX_BYTES, ram // 4)
+
+
+def check_table_order(table_order: str) -> None:
+    if table_order not in TABLE_ORDERS:
+        raise UsageError(f"table_order must be one of {list(TABLE_ORDERS)}, "
+                         f"found {table_order!r}")
+
+
+def uses_slot_order(keys: np.ndarray, vectors: np.ndarray, lookup: str,
+                    table_order: str) -> bool:
+    """Whether a (single-GPU) table is stored in its hash index's slot order. That saves
+    the lookup one random read per key, but writing it gathers rows in random order: the
+    table is read into memory instead of being streamed. "auto" does it for hashed tables up
+    to ``slot_order_limit()``."""
+    check_table_order(table_order)
+    if table_order == "file" or resolve_strategy(keys, lookup) != "hash":
+        return False
+    return table_order == "slot" or int(vectors.nbytes) <= slot_order_limit()
 
 
 def table_with_zero_row(vectors: np.ndarray) -> ZeroRowTable:
     """Row 0 zero (missing keys), then the trained rows; streamed from disk when saved."""
     return ZeroRowTable(vectors)
+
+
+def emit_lookup(g, keys: str, table_keys: np.ndarray, vectors: np.ndarray, per_sample: int,
+                opts: EmbeddingOptions, hint: str):
+    """Index and table initializer of one single-GPU table: returns the int64 rows for
+    ``keys`` (same shape), the index and the table initializer's name."""
+    slot = uses_slot_order(table_keys, vectors, opts.lookup, opts.table_order)
+    index = build_index(table_keys, strategy=opts.lookup, slot_order=slot)
+    rows = index.emit(g, keys, hint, per_sample=per_sample)
+    tensor = SlotOrderTable(vectors, index.table_rows()) if slot else ZeroRowTable(vectors)
+    weights = g.add_initializer(f"{hint}.table", tensor)
+    return rows, index, weights
 
 
 def emit_embedding(g, emb: Embedding, opts: EmbeddingOptions) -> dict:
@@ -32,18 +76,20 @@ def emit_embedding(g, emb: Embedding, opts: EmbeddingOptions) -> dict:
     hint = emb.top
     keys = emb.bottom
     pad = opts.padding_key
+    per_sample = emb.slot_num * emb.max_nnz
     if opts.num_gpus > 1:
         rows, strategy, pad_is_key = _grouped_rows(g, emb, opts, keys, hint)
+        weights = g.add_initializer(f"{hint}.table", table_with_zero_row(table.vectors))
     else:
-        index = build_index(table.keys, strategy=opts.lookup)
-        rows, strategy = index.emit(g, keys, hint), index.name
+        rows, index, weights = emit_lookup(g, keys, table.keys, table.vectors, per_sample,
+                                           opts, hint)
+        strategy = index.name
         pad_is_key = pad is not None and bool(index.rows(np.array([pad], np.int64))[0])
     mean = emb.combiner == "mean" and emb.max_nnz > 1
     if pad is not None and (pad_is_key or mean):
         is_pad = _flat_equal(g, keys, pad, f"{hint}/is_pad")
         if pad_is_key:  # padding wins over a trained key of the same value
             rows = g.node("Where", [is_pad, g.const(np.int64(0)), rows], hint=f"{hint}/rows_nopad")
-    weights = g.add_initializer(f"{hint}.table", table_with_zero_row(table.vectors))
     vecs = gather_rows(g, weights, rows, emb.vec_size, hint)  # [B, S, nnz, V]
     if emb.max_nnz == 1:
         g.squeeze(vecs, [2], out=emb.top)
@@ -94,7 +140,8 @@ def _grouped_rows(g, emb: Embedding, opts: EmbeddingOptions, keys: str, hint: st
             parts.append(g.node("Mul", [sub_keys, g.const(np.int64(0))], hint=f"{hint}/none"))
         else:
             index = build_index(table.keys[members], members + 1, strategy=opts.lookup)
-            parts.append(index.emit(g, sub_keys, f"{hint}/gpu{gid}"))
+            parts.append(index.emit(g, sub_keys, f"{hint}/gpu{gid}",
+                                    per_sample=slots.size * emb.max_nnz))
             strategy = index.name
             if opts.padding_key is not None:
                 pad_is_key |= bool(index.rows(np.array([opts.padding_key], np.int64))[0])

@@ -64,6 +64,59 @@ class ZeroRowTable(LazyTensor):
         return table if dtype is None else table.astype(dtype)
 
 
+class Lanes(LazyTensor):
+    """``lanes`` copies of a 1-D index array stacked as [lanes, N]: ONNX Runtime runs a
+    GatherElements over axis 1 on one thread per lane (docs/lookup.md). Written by
+    repeating the array, never stacked in memory."""
+
+    def __init__(self, array: np.ndarray, lanes: int):
+        self.array = np.asarray(array)
+        self.lanes = lanes
+        self.dtype = self.array.dtype
+        self.shape = (lanes,) + self.array.shape
+
+    def write(self, out: "DataFile") -> None:
+        for _ in range(self.lanes):
+            out.write_array(self.array)
+
+    def __array__(self, dtype=None, copy=None):
+        stacked = np.broadcast_to(self.array, self.shape).copy()
+        return stacked if dtype is None else stacked.astype(dtype)
+
+
+class SlotOrderTable(LazyTensor):
+    """An embedding table laid out in a hash index's slot order: row ``j`` is trained row
+    ``source[j]`` (1-based; 0 gives zeros). The lookup then reads no slot -> row array.
+    Writing gathers rows in random order, so the table's pages become resident."""
+
+    def __init__(self, vectors: np.ndarray, source: np.ndarray):
+        self.vectors = vectors
+        self.source = np.asarray(source)
+        self.dtype = np.dtype("<f4")
+        self.shape = (int(self.source.size), int(vectors.shape[1]))
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        src = self.source[start:stop]
+        if self.vectors.shape[0] == 0:
+            return np.zeros((src.size, self.shape[1]), self.dtype)
+        block = np.asarray(np.take(self.vectors, np.maximum(src, 1) - 1, axis=0))
+        if block.dtype != self.dtype:
+            block = block.astype(self.dtype)
+        block[src == 0] = 0
+        return block
+
+    def write(self, out: "DataFile") -> None:
+        step = max(1, CHUNK // max(1, self.shape[1] * self.dtype.itemsize))
+        for start in range(0, self.shape[0], step):  # chunks of rows, not a loop over rows
+            out.write_bytes(self._rows(start, start + step))
+        drop_pages(self.vectors)
+
+    def __array__(self, dtype=None, copy=None):
+        table = self._rows(0, self.shape[0])
+        drop_pages(self.vectors)
+        return table if dtype is None else table.astype(dtype)
+
+
 def file_region(arr: np.ndarray):
     """(path, byte offset, length) when ``arr`` is a contiguous memory map of a file."""
     mm = getattr(arr, "_mmap", None)

@@ -13,6 +13,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import UsageError
+from .external import Lanes
 
 STRATEGIES = ("auto", "direct", "hash", "label_encoder")
 DIRECT_MAX_SPREAD = 4  # direct array if the key range is at most this many times the key count
@@ -21,6 +22,7 @@ DIRECT_HARD_LIMIT = 64  # an explicit "direct" refuses ranges above 64 x keys (a
 
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 _CHUNK = 1 << 22  # keys per step of chunked builds
+LANES = 2  # copies of each index array: ONNX Runtime gives each its own thread (measured)
 
 
 class DuplicateKeyError(UsageError):
@@ -33,21 +35,36 @@ class KeyIndex:
     def rows(self, keys: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def emit(self, g, keys: str, hint: str) -> str:
+    def emit(self, g, keys: str, hint: str, per_sample: int | None = None) -> str:
         """Rows for ``keys`` (any shape). The work runs on a flat view: ONNX Runtime's
-        broadcasting of a scalar against [B, S, 1] is ~10x slower than against [B*S]."""
+        broadcasting of a scalar against [B, S, 1] is ~10x slower than against [B*S].
+        ``per_sample`` (keys per batch row, if static) enables the lane-split reads."""
         flat = g.reshape(keys, [-1])
-        rows = self._emit_flat(g, flat, hint)
+        lanes = LANES if per_sample and per_sample % LANES == 0 else 1
+        rows = self._emit_flat(g, flat, hint, lanes)
         return g.node("Reshape", [rows, g.node("Shape", [keys], hint=f"{hint}/shape")],
                       hint=f"{hint}/rows")
 
-    def _emit_flat(self, g, keys: str, hint: str) -> str:
+    def _emit_flat(self, g, keys: str, hint: str, lanes: int) -> str:
         raise NotImplementedError
 
     @property
     def nbytes(self) -> int:
         """Bytes of the index tensors written into the model."""
         raise NotImplementedError
+
+
+def _index_array(g, name: str, array: np.ndarray) -> str:
+    """An index array as ``LANES`` stacked copies, [LANES, N]."""
+    return g.add_initializer(name, Lanes(array, LANES))
+
+
+def _read(g, data: str, idx: str, lanes: int, hint: str) -> str:
+    """``array[idx]`` from ``_index_array`` data. ONNX Runtime's GatherElements runs one
+    thread per row of its data: with ``lanes`` = LANES each copy serves a share of the
+    flat indices (their count must divide evenly); with 1 the first copy serves all."""
+    shaped = g.reshape(idx, [lanes, -1])
+    return g.reshape(g.node("GatherElements", [data, shaped], axis=1, hint=hint), [-1])
 
 
 def _default_rows(n: int, rows) -> np.ndarray:
@@ -81,19 +98,19 @@ class DirectIndex(KeyIndex):
         k = np.clip(np.asarray(keys, dtype=np.int64), self.lo, self.hi) - np.int64(self.lo)
         return self.table[k].astype(np.int64)
 
-    def _emit_flat(self, g, keys, hint):
-        table = g.add_initializer(f"{hint}.key_rows", self.table)
+    def _emit_flat(self, g, keys, hint, lanes):
+        table = _index_array(g, f"{hint}.key_rows", self.table)
         c = g.node("Clip", [keys, g.const(np.int64(self.lo)), g.const(np.int64(self.hi))],
                    hint=f"{hint}/clip")
         k = g.node("Sub", [c, g.const(np.int64(self.lo))], hint=f"{hint}/offset")
-        found = g.node("GatherElements", [table, k], hint=f"{hint}/row")  # cheaper than Gather
+        found = _read(g, table, k, lanes, f"{hint}/row")  # GatherElements: cheaper than Gather
         if self.table.dtype == np.int64:
             return found
         return g.node("Cast", [found], to=TensorProto.INT64, hint=f"{hint}/rows")
 
     @property
     def nbytes(self):
-        return self.table.nbytes
+        return self.table.nbytes * LANES
 
 
 # --- hash -----------------------------------------------------------------------------------
@@ -107,57 +124,60 @@ SMALL_ROUNDS = 2000
 HASH_MAX_BUCKET = 48  # a larger bucket means a multiplier that clusters these keys: redraw
 HASH_BUCKET_TRIES = 3
 GOLDEN = 0x9E3779B97F4A7C15  # 2^64 / golden ratio, odd
-MULT_BASE = np.uint64(0xD6E8FEB86659FD93)  # slot multiplier of seed s: BASE + s * STEP
-MULT_STEP = np.uint64(0xA0761D6478BD642F)
 
 
 class _HashLevel:
-    """One displacement level: bucket = top bits of key*a; the bucket's 16-bit seed picks a
-    multiplier m = MULT_BASE + seed*MULT_STEP; slot = fastrange(top 32 bits of key*m, M);
-    slot_keys[slot] == key -> slot_rows[slot]. All arithmetic is uint64 modulo 2^64, which
-    ONNX Mul/Add/BitShift on uint64 define, so nothing overflows."""
+    """One displacement level: h = key*a; bucket = top bits of h; the bucket's odd 32-bit
+    multiplier m gives slot = fastrange(top 32 bits of h*m, M); slot_keys[slot] == key ->
+    slot_rows[slot], or, when the table is stored in slot order (``base`` set), row
+    base + slot + 1. All arithmetic is uint64 modulo 2^64, which ONNX Mul/BitShift on
+    uint64 define, so nothing overflows."""
 
-    def __init__(self, a: int, bits: int, seeds, slot_keys, slot_rows):
-        self.a, self.bits, self.seeds = np.uint64(a), bits, seeds
+    def __init__(self, a: int, bits: int, mults, slot_keys, slot_rows, base: int | None = None):
+        self.a, self.bits, self.mults = np.uint64(a), bits, mults
         self.slot_keys, self.slot_rows = slot_keys, slot_rows
+        self.base = base
 
     @property
     def size(self) -> int:
         return self.slot_keys.size
 
     def slots(self, ku: np.ndarray) -> np.ndarray:
-        b = (ku * self.a) >> np.uint64(64 - self.bits)
-        return _fastrange(ku * _multiplier(self.seeds[b]), self.size)
+        h = ku * self.a
+        b = h >> np.uint64(64 - self.bits)
+        return _fastrange(h * self.mults[b].astype(np.uint64), self.size)
 
     def rows(self, ku, k):
         s = self.slots(ku).astype(np.int64)
-        return np.where(self.slot_keys[s] == k, self.slot_rows[s], 0)
+        found = s + (self.base + 1) if self.base is not None else self.slot_rows[s]
+        return np.where(self.slot_keys[s] == k, found, 0)
 
-    def emit(self, g, ku: str, keys: str, hint: str) -> str:
-        """On flat keys, with GatherElements on 1-D arrays: ONNX Runtime's Gather costs
-        several times more per scalar element (measured, docs/lookup.md)."""
+    def emit(self, g, ku: str, keys: str, hint: str, lanes: int) -> str:
+        """On flat keys, with GatherElements: ONNX Runtime's Gather costs several times
+        more per scalar element (measured, docs/lookup.md)."""
         i64, shift32 = TensorProto.INT64, g.const(np.uint64(32))
-        seeds = g.add_initializer(f"{hint}.seeds", self.seeds)
-        slot_keys = g.add_initializer(f"{hint}.slot_keys", self.slot_keys)
-        slot_rows = g.add_initializer(f"{hint}.slot_rows", self.slot_rows)
+        mults = _index_array(g, f"{hint}.mults", self.mults)
+        slot_keys = _index_array(g, f"{hint}.slot_keys", self.slot_keys)
         h = g.node("Mul", [ku, g.const(self.a)], hint=f"{hint}/h")
         b = g.node("BitShift", [h, g.const(np.uint64(64 - self.bits))], direction="RIGHT",
                    hint=f"{hint}/bucket")
-        seed = g.node("GatherElements", [seeds, g.node("Cast", [b], to=i64, hint=f"{hint}/bi")],
-                      hint=f"{hint}/seed")
-        m = g.node("Add", [g.node("Mul", [g.node("Cast", [seed], to=TensorProto.UINT64,
-                                                 hint=f"{hint}/seed64"), g.const(MULT_STEP)],
-                                  hint=f"{hint}/m1"), g.const(MULT_BASE)], hint=f"{hint}/m")
-        hm = g.node("BitShift", [g.node("Mul", [ku, m], hint=f"{hint}/hm"), shift32],
+        m32 = _read(g, mults, g.node("Cast", [b], to=i64, hint=f"{hint}/bi"), lanes,
+                    f"{hint}/mult")
+        m = g.node("Cast", [m32], to=TensorProto.UINT64, hint=f"{hint}/m")
+        hm = g.node("BitShift", [g.node("Mul", [h, m], hint=f"{hint}/hm"), shift32],
                     direction="RIGHT", hint=f"{hint}/hm32")
         s = g.node("BitShift", [g.node("Mul", [hm, g.const(np.uint64(self.size))],
                                        hint=f"{hint}/scaled"), shift32],
                    direction="RIGHT", hint=f"{hint}/slot")
         si = g.node("Cast", [s], to=i64, hint=f"{hint}/si")
-        stored = g.node("GatherElements", [slot_keys, si], hint=f"{hint}/key")
-        row = g.node("GatherElements", [slot_rows, si], hint=f"{hint}/row")
-        if self.slot_rows.dtype != np.int64:
-            row = g.node("Cast", [row], to=i64, hint=f"{hint}/row64")
+        stored = _read(g, slot_keys, si, lanes, f"{hint}/key")
+        if self.base is not None:  # the table is in slot order
+            row = g.node("Add", [si, g.const(np.int64(self.base + 1))], hint=f"{hint}/row")
+        else:
+            slot_rows = _index_array(g, f"{hint}.slot_rows", self.slot_rows)
+            row = _read(g, slot_rows, si, lanes, f"{hint}/row")
+            if self.slot_rows.dtype != np.int64:
+                row = g.node("Cast", [row], to=i64, hint=f"{hint}/row64")
         hit = g.node("Cast", [g.node("Equal", [stored, keys], hint=f"{hint}/eq")],
                      to=i64, hint=f"{hint}/hit")
         return g.node("Mul", [row, hit], hint=f"{hint}/rows")
@@ -171,24 +191,24 @@ def _fastrange(h: np.ndarray, n: int) -> np.ndarray:
     return h
 
 
-def _multiplier(seeds: np.ndarray) -> np.ndarray:
-    return seeds.astype(np.uint64) * MULT_STEP + MULT_BASE
-
-
 def _odd_u64(rng, n: int) -> np.ndarray:
     return rng.integers(0, 1 << 63, size=n, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
 
 class HashIndex(KeyIndex):
     """Hash-and-displace from standard operators (no ai.onnx.ml): per level 3 small random
-    reads (seed, slot key, slot row).
+    reads (multiplier, slot key, slot row), or 2 with ``slot_order``, where the table is stored in
+    slot order (``table_rows``) and a found key's row is its slot.
 
     Keys whose bucket cannot be placed go to the next, much smaller level (new constants), so
     correctness never depends on the hash constants; queries add the levels' results."""
 
     name = "hash"
 
-    def __init__(self, keys: np.ndarray, rows=None, *, seed: int = 0x5EED):
+    def __init__(self, keys: np.ndarray, rows=None, *, seed: int = 0x5EED,
+                 slot_order: bool = False):
+        if slot_order and rows is not None:
+            raise ValueError("slot_order lays out the table itself: rows must be None")
         keys = np.asarray(keys)
         if keys.dtype != np.int64:
             keys = keys.astype(np.int64)
@@ -205,6 +225,16 @@ class HashIndex(KeyIndex):
             self.levels.append(level)
             if sel.size and np.unique(keys[sel]).size < sel.size:  # (never placeable)
                 _raise_unplaced(keys, sel)
+        self.slot_order = slot_order
+        if slot_order:  # level i's slots follow row 0 and the slots of levels before it
+            base = 0
+            for level in self.levels:
+                level.base, base = base, base + level.size
+
+    def table_rows(self) -> np.ndarray:
+        """For ``slot_order``: the trained row (1-based, 0 = zeros) of each table row."""
+        parts = [np.zeros(1, dtype=np.int32)] + [l.slot_rows for l in self.levels]
+        return np.concatenate(parts)
 
     def rows(self, keys):
         k = np.asarray(keys, dtype=np.int64)
@@ -214,20 +244,21 @@ class HashIndex(KeyIndex):
             out += level.rows(ku, k)
         return out
 
-    def _emit_flat(self, g, keys, hint):
+    def _emit_flat(self, g, keys, hint, lanes):
         if not self.levels:
             return g.node("Mul", [keys, g.const(np.int64(0))], hint=f"{hint}/rows")
         ku = g.node("Cast", [keys], to=TensorProto.UINT64, hint=f"{hint}/ku")
         out = None
         for i, level in enumerate(self.levels):
-            r = level.emit(g, ku, keys, f"{hint}/hash{i}")
+            r = level.emit(g, ku, keys, f"{hint}/hash{i}", lanes)
             out = r if out is None else g.node("Add", [out, r], hint=f"{hint}/sum")
         return out
 
     @property
     def nbytes(self):
-        return sum(l.seeds.nbytes + l.slot_keys.nbytes + l.slot_rows.nbytes
-                   for l in self.levels)
+        return LANES * sum(l.mults.nbytes + l.slot_keys.nbytes
+                           + (0 if self.slot_order else l.slot_rows.nbytes)
+                           for l in self.levels)
 
 
 def _raise_unplaced(keys, sel):
@@ -254,7 +285,7 @@ def _build_level(keys, rows, sel, rng, first: bool):
         sizes = np.diff(starts)
         if sizes.max() <= HASH_MAX_BUCKET:
             break
-    seeds = np.zeros(1 << bits, dtype=np.uint16)
+    mults = np.zeros(1 << bits, dtype=np.uint32)  # 0 for empty buckets: all on slot 0
     max_row = n if rows is None else int(np.max(rows)) if np.size(rows) else 0
     slot_keys = np.zeros(size, dtype=np.int64)  # free slots: key 0 with row 0 (a miss)
     slot_rows = np.zeros(size, dtype=np.int32 if max_row < 2 ** 31 else np.int64)
@@ -269,12 +300,27 @@ def _build_level(keys, rows, sel, rng, first: bool):
     for bk in groups:
         s = int(starts[bk[0] + 1] - starts[bk[0]])
         members = order[starts[bk][:, None] + np.arange(s)]  # [buckets, s] local positions
-        left = _place(ku, members, bk, rows, sel, rng, seeds, slot_keys, slot_rows, rounds)
+        left = _place(ku, np.uint64(a), members, bk, rows, sel, rng, mults, slot_keys,
+                      slot_rows, rounds)
         if left.size:
             failed.append(members[left].ravel())
     rest = np.concatenate(failed) if failed else np.zeros(0, dtype=np.int64)
     rest = rest.astype(np.int64) if sel is None else sel[rest]
-    return _HashLevel(a, bits, seeds, slot_keys, slot_rows), rest
+    level = _HashLevel(a, bits, mults, slot_keys, slot_rows)
+    if slot_rows[0] == 0:
+        _guard_slot_zero(level)
+    return level, rest
+
+
+def _guard_slot_zero(level: _HashLevel) -> None:
+    """A free slot must never match a query: then only stored keys hit, and a slot-order
+    row (slot + 1) or the sum over levels stays exact. Free slots hold key 0, which hashes
+    to slot 0 only; a free slot 0 gets a small key that hashes elsewhere instead."""
+    candidates = np.arange(1, 1025, dtype=np.int64)
+    away = candidates[level.slots(candidates.view(np.uint64)) != 0]
+    if away.size == 0:  # (every candidate on slot 0: only possible for a 1-slot level)
+        raise UsageError("hash lookup: no guard key for free slot 0")
+    level.slot_keys[0] = away[0]
 
 
 def _group_by_bucket(ku, a, bits):
@@ -296,8 +342,8 @@ def _group_by_bucket(ku, a, bits):
     return order, starts.astype(order.dtype)
 
 
-def _place(ku, members, bk, rows, sel, rng, seeds, slot_keys, slot_rows, rounds):
-    """Vectorized rounds: every pending bucket draws a seed; it is accepted if its slots
+def _place(ku, a, members, bk, rows, sel, rng, mults, slot_keys, slot_rows, rounds):
+    """Vectorized rounds: every pending bucket draws a multiplier; it is accepted if its slots
     are distinct, free and claimed by no other bucket this round. Returns the indices (into
     ``bk``) of buckets never placed. A slot is free while its row is 0 (rows are >= 1)."""
     kk = ku[members]
@@ -308,12 +354,13 @@ def _place(ku, members, bk, rows, sel, rng, seeds, slot_keys, slot_rows, rounds)
             key = int(srt[:, 1:][same][0].view(np.int64))
             raise DuplicateKeyError(f"key {key} appears more than once; a key must map to one "
                                     "row")
+    kh = kk * a  # the level's first hash; slots hash it again with each bucket's multiplier
     size = slot_rows.size
     claim = slot_rows  # free slots double as a scratch claim array within a round
     pending = np.arange(bk.size)
     for _ in range(rounds):
-        sd = rng.integers(0, 1 << 16, size=pending.size, dtype=np.uint16)
-        slots = _fastrange(kk[pending] * _multiplier(sd)[:, None], size).astype(np.int64)
+        m = rng.integers(0, 1 << 31, size=pending.size, dtype=np.uint32) * np.uint32(2) + 1
+        slots = _fastrange(kh[pending] * m.astype(np.uint64)[:, None], size).astype(np.int64)
         ok = ~slot_rows[slots].any(axis=1)
         if slots.shape[1] > 1:
             srt = np.sort(slots, axis=1)
@@ -329,7 +376,7 @@ def _place(ku, members, bk, rows, sel, rng, seeds, slot_keys, slot_rows, rounds)
         slot_keys[at] = ku[pos].view(np.int64)
         glob = pos if sel is None else sel[pos]
         slot_rows[at] = glob + 1 if rows is None else rows[glob]
-        seeds[bk[pending[acc]]] = sd[acc]
+        mults[bk[pending[acc]]] = m[acc]
         pending = np.delete(pending, acc)
         if pending.size == 0:
             break
@@ -361,7 +408,7 @@ class LabelEncoderIndex(KeyIndex):
         pos = np.clip(np.searchsorted(sorted_keys, k), 0, sorted_keys.size - 1)
         return np.where(sorted_keys[pos] == k, sorted_rows[pos], 0)
 
-    def emit(self, g, keys, hint):
+    def emit(self, g, keys, hint, per_sample=None):
         # elementwise, no broadcasting: runs on the keys' own shape
         if g.opset >= self.TENSOR_ATTRS_FROM_OPSET:
             g.ml_opset = max(g.ml_opset, 4)
@@ -403,8 +450,9 @@ def resolve_strategy(keys: np.ndarray, strategy: str) -> str:
 
 
 def build_index(keys: np.ndarray, rows: np.ndarray | None = None,
-                strategy: str = "auto") -> KeyIndex:
-    """Index over unique ``keys``; ``rows`` default to 1..K in key order.
+                strategy: str = "auto", slot_order: bool = False) -> KeyIndex:
+    """Index over unique ``keys``; ``rows`` default to 1..K in key order. ``slot_order``
+    (hash only) means the table will be stored in the index's slot order.
 
     ``auto``: direct when the key range is compact, else the hash (measured fastest, and made
     of standard operators only)."""
@@ -419,5 +467,5 @@ def build_index(keys: np.ndarray, rows: np.ndarray | None = None,
                              f"{keys.size} keys; use another lookup")
         return DirectIndex(keys, rows)
     if strategy == "hash":
-        return HashIndex(keys, rows)
+        return HashIndex(keys, rows, slot_order=slot_order)
     return LabelEncoderIndex(keys, rows)

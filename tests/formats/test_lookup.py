@@ -26,12 +26,12 @@ def expected_rows(keys, rows, queries):
     return np.where(keys[order][pos] == queries, rows[order][pos], 0)
 
 
-def run_onnx(index, queries, opset=17):
+def run_onnx(index, queries, opset=17, per_sample=None):
     """Emit the index into a model with a keys input shaped like ``queries``, check it with
     the full checker and strict shape inference, and run it in ONNX Runtime."""
     g = OnnxEmitter(opset)
     g.reserve("keys")
-    out = index.emit(g, "keys", "emb")
+    out = index.emit(g, "keys", "emb", per_sample=per_sample)
     g.node("Identity", [out], "rows")
     graph = helper.make_graph(
         g.nodes, "lookup", [helper.make_tensor_value_info("keys", TensorProto.INT64, queries.shape)],
@@ -83,23 +83,22 @@ def test_known_answer_tiny_table(strategy):
     np.testing.assert_array_equal(run_onnx(index, q), want)
 
 
-def test_known_answer_hash_arithmetic_wraps_modulo_2_64(monkeypatch):
-    """A level built by hand: bucket = top bit of key*3; multiplier = 1 + seed*2^33, seeds
-    [1, 0] give multipliers [2^33+1, 1]; slot = top 32 bits of key*mult scaled to 10 slots. INT64_MIN is 2^63 unsigned: 2^63*3 mod 2^64 = 2^63 -> bucket 1;
-    2^63*1 -> top 32 bits 2^31 -> 2^31*10 >> 32 = 5. -1 is 2^64-1: (2^64-1)*3 mod 2^64
-    = 2^64-3 -> bucket 1; (2^64-1)*1 -> 2^32-1 -> (2^32-1)*10 >> 32 = 9.
-    5 -> 15 -> bucket 0; 5*(2^33+1) = 5*2^33+5 -> top 32 bits 10 -> 100 >> 32 = 0."""
+def test_known_answer_hash_arithmetic_wraps_modulo_2_64():
+    """A level built by hand: h = key*3, bucket = top bit of h, multipliers [1, 3], slot =
+    top 32 bits of h*m scaled to 10 slots. INT64_MIN is 2^63 unsigned: h = 2^63*3 mod 2^64
+    = 2^63 -> bucket 1; 2^63*3 mod 2^64 = 2^63 -> top 32 bits 2^31 -> 2^31*10 >> 32 = 5.
+    -1 is 2^64-1: h = 2^64-3 -> bucket 1; (2^64-3)*3 mod 2^64 = 2^64-9 -> 2^32-1 ->
+    (2^32-1)*10 >> 32 = 9. 5 -> h = 15 -> bucket 0; 15*1 -> top 32 bits 0 -> slot 0.
+    INT64_MAX -> h = 2^63-3 -> bucket 0 -> 2^31-1 -> slot 4, a free slot: a miss."""
     slot_keys = np.zeros(10, dtype=np.int64)
     slot_rows = np.zeros(10, dtype=np.int32)
     slot_keys[[5, 9, 0]] = I64_MIN, -1, 5
     slot_rows[[5, 9, 0]] = 7, 8, 9
-    monkeypatch.setattr(lookup, "MULT_BASE", np.uint64(1))
-    monkeypatch.setattr(lookup, "MULT_STEP", np.uint64(2 ** 33))
-    level = lookup._HashLevel(3, 1, np.array([1, 0], dtype=np.uint16), slot_keys, slot_rows)
+    level = lookup._HashLevel(3, 1, np.array([1, 3], dtype=np.uint32), slot_keys, slot_rows)
     index = HashIndex(np.zeros(0, dtype=np.int64))
     index.levels = [level]
-    q = np.array([I64_MIN, -1, 5, 6, I64_MAX, 0], dtype=np.int64)
-    np.testing.assert_array_equal(level.slots(q.view(np.uint64))[:3], [5, 9, 0])
+    q = np.array([I64_MIN, -1, 5, I64_MAX, 6, 0], dtype=np.int64)
+    np.testing.assert_array_equal(level.slots(q.view(np.uint64))[:4], [5, 9, 0, 4])
     want = [7, 8, 9, 0, 0, 0]
     np.testing.assert_array_equal(index.rows(q), want)
     np.testing.assert_array_equal(run_onnx(index, q), want)
@@ -184,7 +183,8 @@ def test_hash_200k_hashed_keys_one_level():
     keys = hashed(rng, 200_000)
     index = HashIndex(keys)
     assert len(index.levels) == 1
-    assert index.nbytes < 24 * keys.size  # ~16 B per slot at load 0.9, plus the multipliers
+    # per copy: ~13.3 B of slot arrays at load 0.9, plus the multipliers
+    assert index.nbytes < lookup.LANES * 16 * keys.size
     q = queries_for(keys[:20000], rng)
     want = expected_rows(keys, None, q)
     np.testing.assert_array_equal(index.rows(q), want)
@@ -204,6 +204,57 @@ def test_hash_unplaced_buckets_go_to_further_levels(monkeypatch):
     want = expected_rows(keys, None, q)
     np.testing.assert_array_equal(index.rows(q), want)
     np.testing.assert_array_equal(run_onnx(index, q), want)
+
+
+@pytest.mark.parametrize("strategy", ["hash", "direct"])
+@pytest.mark.parametrize("per_sample", [None, 3, 26])
+def test_lane_split_reads(strategy, per_sample):
+    """With an even count of keys per sample the index reads split over the copies of each
+    array; otherwise they read the first copy. Both must give the reference rows."""
+    rng = np.random.default_rng(4)
+    keys = rng.permutation(5000).astype(np.int64) if strategy == "direct" else hashed(rng, 5000)
+    n = per_sample or 5
+    q = rng.choice(np.concatenate([keys, keys + 7]), size=(17, n, 1))
+    want = expected_rows(keys, None, q)
+    index = build_index(keys, strategy=strategy)
+    np.testing.assert_array_equal(run_onnx(index, q, per_sample=per_sample), want)
+    g = OnnxEmitter()
+    g.reserve("keys")
+    index.emit(g, "keys", "emb", per_sample=per_sample)
+    reads = [n for n in g.nodes if n.op_type == "GatherElements"]
+    shapes = {tuple(np.asarray(g.initializers[r.input[0]]).shape[:1]) for r in reads}
+    assert shapes == {(lookup.LANES,)}
+    split = {int(g.initializers[n.input[1]][0]) for n in g.nodes
+             if n.op_type == "Reshape" and n.output[0] in {r.input[1] for r in reads}}
+    assert split == {lookup.LANES if per_sample == 26 else 1}
+
+
+@pytest.mark.parametrize("rounds", [None, 2])
+def test_hash_slot_order(monkeypatch, rounds):
+    """slot_order: a found key's row is its slot (after row 0 and earlier levels), and
+    table_rows maps every such row back to the key's trained row."""
+    if rounds:
+        monkeypatch.setattr(lookup, "HASH_ROUNDS", rounds)
+    rng = np.random.default_rng(9)
+    keys = rng.permutation(hashed(rng, 20000))
+    index = HashIndex(keys, slot_order=True)
+    assert (len(index.levels) >= 2) == bool(rounds)
+    source = index.table_rows()
+    assert source.size == 1 + sum(l.size for l in index.levels)
+    q = queries_for(keys, rng)
+    file_rows = expected_rows(keys, None, q)
+    got = index.rows(q)
+    np.testing.assert_array_equal(source[got], file_rows)
+    assert ((got == 0) == (file_rows == 0)).all()
+    np.testing.assert_array_equal(run_onnx(index, q.reshape(1, -1, 1), per_sample=q.size),
+                                  got.reshape(1, -1, 1))
+    assert np.array_equal(np.sort(source[source > 0]), np.arange(1, keys.size + 1))
+    g = OnnxEmitter()
+    g.reserve("keys")
+    index.emit(g, "keys", "emb")
+    assert not any("slot_rows" in name for name in g.initializers)
+    with pytest.raises(ValueError, match="rows must be None"):
+        HashIndex(keys, np.arange(keys.size) + 1, slot_order=True)
 
 
 def test_hash_rejects_duplicate_keys():
