@@ -348,7 +348,7 @@ def _place(ku, a, members, bk, rows, sel, rng, mults, slot_keys, slot_rows, roun
     ``bk``) of buckets never placed. A slot is free while its row is 0 (rows are >= 1)."""
     kk = ku[members]
     if kk.shape[1] > 1:  # equal keys share a bucket: a repeated key is found here, early
-        srt = np.sort(kk, axis=1)
+        srt = np.sort(kk, axis=1) if kk.shape[1] > 2 else kk
         same = srt[:, 1:] == srt[:, :-1]
         if same.any():
             key = int(srt[:, 1:][same][0].view(np.int64))
@@ -360,20 +360,23 @@ def _place(ku, a, members, bk, rows, sel, rng, mults, slot_keys, slot_rows, roun
     pending = np.arange(bk.size)
     for _ in range(rounds):
         m = rng.integers(0, 1 << 31, size=pending.size, dtype=np.uint32) * np.uint32(2) + 1
-        slots = _fastrange(kh[pending] * m.astype(np.uint64)[:, None], size).astype(np.int64)
+        slots = _fastrange(kh[pending] * m.astype(np.uint64)[:, None], size).view(np.int64)
         ok = ~slot_rows[slots].any(axis=1)
-        if slots.shape[1] > 1:
+        if slots.shape[1] == 2:
+            ok &= slots[:, 0] != slots[:, 1]
+        elif slots.shape[1] > 2:
             srt = np.sort(slots, axis=1)
             ok &= (srt[:, 1:] != srt[:, :-1]).all(axis=1)
         cand = np.flatnonzero(ok)
         ids = (cand + 1)[:, None]  # nonzero ids; free slots hold row 0
-        claim[slots[cand]] = ids
-        won = (claim[slots[cand]] == ids).all(axis=1)
-        claim[slots[cand]] = 0
+        taken = slots[cand]
+        claim[taken] = ids
+        won = (claim[taken] == ids).all(axis=1)
+        claim[taken[~won]] = 0  # (a winner's slot a loser also claimed is rewritten below)
         acc = cand[won]
-        at = slots[acc].ravel()
+        at = taken[won].ravel()
         pos = members[pending[acc]].ravel()
-        slot_keys[at] = ku[pos].view(np.int64)
+        slot_keys[at] = kk[pending[acc]].ravel().view(np.int64)
         glob = pos if sel is None else sel[pos]
         slot_rows[at] = glob + 1 if rows is None else rows[glob]
         mults[bk[pending[acc]]] = m[acc]
