@@ -8,6 +8,7 @@ import traceback
 
 from . import __version__
 from .errors import ConversionError
+from .onnx_backend.embedding import TABLE_ORDERS
 from .onnx_backend.lookup import STRATEGIES as LOOKUPS
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE; input errors exit with ConversionError.exit_code (2-4)
@@ -49,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--opset", type=int, default=17, help="ONNX opset, 13-21 (default 17)")
     c.add_argument("--lookup", choices=LOOKUPS, default="auto",
                    help="key lookup strategy (default auto)")
-    c.add_argument("--table-order", choices=("auto", "slot", "file"), default="auto",
+    c.add_argument("--table-order", choices=TABLE_ORDERS, default="auto",
                    help="hashed tables in the lookup's slot order (faster lookups; the table "
                    "is read into memory) or as stored (streamed); auto: slot order up to "
                    "4 GiB or a quarter of the RAM")

@@ -115,20 +115,20 @@ def _apply_projection_dims(graph: Graph, dims) -> None:
 
 
 def _embedding_options(graph: Graph, convert_embedding: bool, lookup: str, padding_key,
-                       num_gpus, trust_hash: bool, table_order: str = "auto",
-                       lookups: list[str] | None = None) -> list[EmbeddingOptions]:
+                       num_gpus, trust_hash: bool, table_order: str,
+                       lookups: list[str]) -> list[EmbeddingOptions]:
     """Per-table options after the key checks. With ``trust_hash``, tables the hash lookup
     indexes skip the separate duplicate check (a sort of all keys): the hash build finds a
     repeated key itself and raises DuplicateKeyError, and the caller then checks fully.
-    ``lookups``: each table's strategy with "auto" resolved (one scan of its keys)."""
+    ``lookups``: each table's strategy with "auto" resolved (one scan of its keys), which
+    GPU groups do not use: they resolve "auto" on their own subsets of keys."""
     opts = []
     for k, emb in enumerate(graph.embeddings if convert_embedding else []):
-        resolved = lookups[k] if lookups else resolve_strategy(emb.table.keys, lookup)
+        resolved = lookups[k]
         if trust_hash and resolved == "hash":
             gpus = 1
         else:
             gpus = check_keys(emb.table, emb, num_gpus)
-        # GPU groups resolve "auto" on their own subsets of keys
         opts.append(EmbeddingOptions(lookup=resolved if gpus == 1 else lookup,
                                      padding_key=padding_key, num_gpus=gpus,
                                      table_order=table_order))
