@@ -10,6 +10,7 @@ from .base import LayerHandler, require
 
 class _Reduce(LayerHandler):
     onnx_op = ""
+    numpy_op = ""  # ndarray method: "sum" or "mean"
 
     def parse(self, p, layer):
         return {"axis": p.int("axis", hi=3)}
@@ -27,23 +28,22 @@ class _Reduce(LayerHandler):
         g.reduce(self.onnx_op, layer.bottoms[0], [layer.params["axis"]], keepdims=True,
                  out=layer.tops[0])
 
+    def reference(self, layer, xs):
+        x = xs[0].astype(np.float64)
+        reduced = getattr(x, self.numpy_op)(axis=layer.params["axis"], keepdims=True)
+        return [reduced.astype(np.float32)]
+
 
 class ReduceSum(_Reduce):
     types = ("ReduceSum",)
     onnx_op = "ReduceSum"
-
-    def reference(self, layer, xs):
-        x = xs[0].astype(np.float64)
-        return [x.sum(axis=layer.params["axis"], keepdims=True).astype(np.float32)]
+    numpy_op = "sum"
 
 
 class ReduceMean(_Reduce):
     types = ("ReduceMean",)
     onnx_op = "ReduceMean"
-
-    def reference(self, layer, xs):
-        x = xs[0].astype(np.float64)
-        return [x.mean(axis=layer.params["axis"], keepdims=True).astype(np.float32)]
+    numpy_op = "mean"
 
 
 HANDLERS = [ReduceSum(), ReduceMean()]

@@ -203,30 +203,28 @@ def test_embedding_fields(tmp_path, field, value, message):
            where="layers[1] (DistributedSlotSparseEmbeddingHash)")
 
 
+def peak_bytes(fn) -> int:
+    """Peak Python-allocated bytes while ``fn`` runs."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_huge_vocabulary_capacity_is_not_allocated(tmp_path):
     """max_vocabulary_size_global is a capacity: 10^15 converts without allocating it."""
     art = save_model(_emb(), tmp_path)
     edit_graph(art, lambda d: d["layers"][1]["sparse_embedding_hparam"].update(
         max_vocabulary_size_global=10 ** 15))
-    tracemalloc.start()
-    try:
-        convert(art, tmp_path / "m.onnx")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 50 << 20
+    assert peak_bytes(lambda: convert(art, tmp_path / "m.onnx")) < 50 << 20
 
 
 def test_huge_claimed_dimension_fails_before_allocating(tmp_path):
     art = save_model(_mlp(), tmp_path)
     edit_graph(art, lambda d: d["layers"][0]["dense"].update(dense_dim=2 ** 31 - 1))
-    tracemalloc.start()
-    try:
-        expect(DenseModelError, art, tmp_path, "graph needs")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 50 << 20
+    assert peak_bytes(lambda: expect(DenseModelError, art, tmp_path, "graph needs")) < 50 << 20
 
 
 def test_unknown_layer_types_listed_at_once(tmp_path):
