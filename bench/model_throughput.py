@@ -27,7 +27,7 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hugectr2onnx import converter, zoo  # noqa: E402
-from hugectr2onnx.converter import load_model  # noqa: E402
+from hugectr2onnx.loader import load_model  # noqa: E402
 from hugectr2onnx.verify import random_feeds  # noqa: E402
 
 SIZES = {  # DLRM as in the issue: 26 slots x 128-d with BatchNorm

@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from hugectr2onnx import converter
-from hugectr2onnx.converter import load_model
+from hugectr2onnx.loader import load_model
 from hugectr2onnx.hugectr.writer import ModelBuilder, save_model
 from hugectr2onnx.verify import compare, random_feeds
 

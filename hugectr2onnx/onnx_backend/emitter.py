@@ -12,10 +12,10 @@ import numpy as np
 from onnx import NodeProto, helper
 
 from ..ir import Layer
+from ..options import DEFAULT_OPSET
 
 MIN_OPSET = 13
 MAX_OPSET = 21
-DEFAULT_OPSET = 17
 ML_OPSET = 2  # ai.onnx.ml; raised by lookups that need more
 
 

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from hugectr2onnx import converter
-from hugectr2onnx.converter import load_model
+from hugectr2onnx.loader import load_model
 from hugectr2onnx.errors import OutputError, SparseModelError, UsageError
 from hugectr2onnx.hugectr.sparse import check_keys
 from hugectr2onnx.hugectr.writer import ModelBuilder, save_model

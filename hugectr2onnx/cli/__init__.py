@@ -1,0 +1,66 @@
+"""Command line: a thin layer over the Python API, one module per command.
+
+Each command module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``;
+adding a command means adding its module and one line to ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from .. import __version__
+from ..errors import ConversionError
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE; input errors exit with ConversionError.exit_code (2-4)
+
+COMMANDS = {  # command name -> module of this package
+    "convert": "convert",
+    "verify": "verify",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hugectr2onnx",
+                                     description="Convert NVIDIA HugeCTR models to ONNX.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args._run(args)
+    except ConversionError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"hugectr2onnx: error: {_one_line(e)}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("hugectr2onnx: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # not bad input but a bug here: say so, distinctly
+        if args.debug:
+            traceback.print_exc()
+        print(f"hugectr2onnx: internal error: {type(e).__name__}: {_one_line(e)} (a bug in "
+              f"hugectr2onnx: please report it with the output of --debug)", file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Argument helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UsageError
+
+
+def add_model_args(p: argparse.ArgumentParser, *, dense_required: bool = True) -> None:
+    """The HugeCTR files of one model, named as in NVIDIA's converter."""
+    p.add_argument("--graph", "--graph-config", dest="graph_config", required=True,
+                   help="graph JSON written by Model.graph_to_json")
+    p.add_argument("--dense", "--dense-model", dest="dense_model", required=dense_required,
+                   help="dense weights file (P_dense_N.model)")
+    p.add_argument("--sparse", "--sparse-models", dest="sparse_models", nargs="+", default=None,
+                   help="sparse models in embedding order (folders, or legacy single files)")
+    p.add_argument("--ntp", "--ntp-file", dest="ntp_file", default=None,
+                   help="BatchNorm statistics (P_dense_N.model.ntp.json)")
+    p.add_argument("--key-type", choices=("I64", "I32"), default="I64",
+                   help="key width of legacy single-file sparse models (default I64)")
+    p.add_argument("--padding-key", default="-1",
+                   help="key marking absent entries of multi-hot slots, or 'none' (default -1)")
+    p.add_argument("--projection-dims", type=int, nargs="+", default=None,
+                   help="DCN-v2 projection_dim per MultiCross layer (default: from file size)")
+    p.add_argument("--num-gpus", type=int, default=None,
+                   help="GPU count of a Localized training run (default: from the graph)")
+
+
+def padding_key(value: str):
+    """``--padding-key``: an integer, or 'none'."""
+    if value.lower() == "none":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--padding-key must be an integer or 'none', found {value!r}")

@@ -1,0 +1,42 @@
+"""``hugectr2onnx verify``: compare an ONNX model with the numpy reference."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_model_args, padding_key
+
+HELP = "compare an ONNX model with the numpy reference"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_args(p)
+    p.add_argument("--onnx", dest="onnx_model_path", required=True, help="converted model")
+    add_check_args(p)
+
+
+def add_check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch", type=int, default=64, help="samples per check (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--atol", type=float, default=1e-5,
+                   help="largest absolute difference accepted (default 1e-5)")
+
+
+def run(args) -> int:
+    return check(args, args.sparse_models is not None)
+
+
+def check(args, convert_embedding: bool) -> int:
+    from ..loader import load_model
+    from ..verify import compare, random_feeds
+
+    pad = padding_key(args.padding_key)
+    graph = load_model(args.graph_config, args.dense_model,
+                       args.sparse_models if convert_embedding else None, args.ntp_file,
+                       key_type=args.key_type, projection_dims=args.projection_dims)
+    feeds = random_feeds(graph, args.batch, convert_embedding=convert_embedding,
+                         seed=args.seed, padding_key=pad)
+    report = compare(graph, args.onnx_model_path, feeds, padding_key=pad,
+                     num_gpus=args.num_gpus, atol=args.atol)
+    print(report.summary())
+    return 0 if report.ok else 1
