@@ -16,6 +16,9 @@ class ReLU(LayerHandler):
     def to_onnx(self, layer, g):
         g.node("Relu", layer.bottoms, layer.tops[0])
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [ops.relu(xs[0])]
+
 
 class Sigmoid(LayerHandler):
     types = ("Sigmoid",)
@@ -25,6 +28,9 @@ class Sigmoid(LayerHandler):
 
     def to_onnx(self, layer, g):
         g.node("Sigmoid", layer.bottoms, layer.tops[0])
+
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [ops.sigmoid(xs[0])]
 
 
 class ELU(LayerHandler):
@@ -40,6 +46,9 @@ class ELU(LayerHandler):
     def to_onnx(self, layer, g):
         g.node("Elu", layer.bottoms, layer.tops[0], alpha=layer.params["alpha"])
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [ops.elu(xs[0], layer.params["alpha"])]
+
 
 class Identity(LayerHandler):
     """Dropout is a copy at inference; Cast only changes precision (float32 here)."""
@@ -54,6 +63,11 @@ class Identity(LayerHandler):
 
     def to_onnx(self, layer, g):
         g.identity(layer.bottoms[0], layer.tops[0])
+
+    def forward(self, layer, ops, xs, params, *, training=False):
+        if layer.type == "Dropout":
+            return [ops.dropout(xs[0], layer.params["rate"], training)]
+        return [xs[0]]
 
 
 HANDLERS = [ReLU(), Sigmoid(), ELU(), Identity()]

@@ -1,8 +1,9 @@
 """The layer handler contract and the registry of handlers.
 
 A handler declares everything about one HugeCTR layer family: JSON parsing, output
-shapes, weight layout in the dense file, a numpy reference written from the spec, and
-its ONNX emission. Adding a layer means adding one module to this package.
+shapes, weight layout in the dense file, a numpy reference written from the spec, its
+ONNX emission and its trainable ``forward`` (against the backend-neutral ops namespace,
+backends/ops.py; docs/backends.md). Adding a layer means adding one module to this package.
 """
 
 from __future__ import annotations
@@ -158,6 +159,22 @@ class LayerHandler:
 
     def to_onnx(self, layer: Layer, g) -> None:
         raise NotImplementedError(f"no ONNX emission for {layer.type}")
+
+    def forward(self, layer: Layer, ops, xs: list, params: dict, *,
+                training: bool = False) -> list:
+        """The layer's outputs for the trainable backends (PyTorch, TensorFlow).
+
+        ``ops``: a ``backends.ops.Ops``; ``xs``: input tensors in bottom order (a label is
+        None, as in ``reference``); ``params``: every ``weight_specs`` tensor (trainable) and
+        every ``ntp_specs`` tensor (non-trainable, updated only through ``ops.assign``) by
+        spec name, in HugeCTR's layout and shape. ``training``: HugeCTR's training-time
+        behaviour (dropout, batch statistics). Loss layers return their prediction."""
+        raise NotImplementedError(f"no trainable forward for {layer.type}")
+
+    def loss(self, layer: Layer, ops, logits, label):
+        """Loss layers only: HugeCTR's training loss (a scalar) of the prediction's input
+        ``logits`` (the layer's first bottom) against ``label``, regularizer excluded."""
+        raise NotImplementedError(f"{layer.type} is not a loss layer")
 
 
 class Registry:

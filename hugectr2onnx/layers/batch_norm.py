@@ -47,5 +47,23 @@ class BatchNorm(LayerHandler):
                                     for k in ("gamma", "beta", "mean", "var")]
         g.node("BatchNormalization", ins, layer.tops[0], epsilon=layer.params["eps"])
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        x, eps = xs[0], layer.params["eps"]
+        if not training:
+            mean, var = params["mean"], params["var"]
+            centered = ops.sub(x, mean)
+        else:
+            # cuDNN training: normalise with the batch's biased variance; the running
+            # statistics take factor x (batch mean, unbiased batch variance)
+            mean = ops.mean(x, 0)
+            centered = ops.sub(x, mean)
+            var = ops.mean(ops.mul(centered, centered), 0)
+            n, f = ops.shape(x)[0], layer.params["factor"]
+            unbiased = ops.mul(var, n / (n - 1)) if n > 1 else var
+            ops.assign(params["mean"], ops.add(ops.mul(params["mean"], 1.0 - f), ops.mul(mean, f)))
+            ops.assign(params["var"], ops.add(ops.mul(params["var"], 1.0 - f), ops.mul(unbiased, f)))
+        normed = ops.div(centered, ops.sqrt(ops.add(var, eps)))
+        return [ops.add(ops.mul(normed, params["gamma"]), params["beta"])]
+
 
 HANDLERS = [BatchNorm()]

@@ -40,5 +40,8 @@ class Concat(LayerHandler):
     def to_onnx(self, layer, g):
         g.node("Concat", layer.bottoms, layer.tops[0], axis=self._axis(layer))
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [ops.concat(xs, self._axis(layer))]
+
 
 HANDLERS = [Concat()]

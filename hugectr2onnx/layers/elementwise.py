@@ -13,6 +13,7 @@ class _Elementwise(LayerHandler):
     bottoms = (2, 1 << 16)
     onnx_op = ""
     numpy_op = None
+    ops_op = ""  # backends.ops method
 
     def infer(self, layer):
         return [same_shapes(layer)]
@@ -28,10 +29,15 @@ class _Elementwise(LayerHandler):
             acc = g.node(self.onnx_op, [acc, x], layer.tops[0] if k == last else None,
                          hint=f"{layer.tops[0]}/{self.onnx_op.lower()}")
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        op = getattr(ops, self.ops_op)
+        return [reduce(op, xs)]
+
 
 class Add(_Elementwise):
     types = ("Add",)
     onnx_op = "Add"
+    ops_op = "add"
     numpy_op = np.add
 
 
@@ -39,12 +45,14 @@ class Sub(_Elementwise):
     types = ("Sub",)
     bottoms = (2, 2)
     onnx_op = "Sub"
+    ops_op = "sub"
     numpy_op = np.subtract
 
 
 class ElementwiseMultiply(_Elementwise):
     types = ("ElementwiseMultiply",)
     onnx_op = "Mul"
+    ops_op = "mul"
     numpy_op = np.multiply
 
 

@@ -31,5 +31,8 @@ class InnerProduct(LayerHandler):
         b = g.weight(layer, "b", layer.weights["b"].reshape(-1))
         g.matmul_bias(layer.bottoms[0], w, b, len(layer.in_shapes[0]), out=layer.tops[0])
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [ops.linear(xs[0], params["W"], ops.reshape(params["b"], [-1]))]
+
 
 HANDLERS = [InnerProduct()]

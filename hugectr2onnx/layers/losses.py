@@ -11,6 +11,12 @@ from ..ir import fmt_shape
 from .base import LayerHandler, require
 
 
+def bce_terms(ops, x, y):
+    """Element-wise binary cross-entropy of logits, stable for large |x|."""
+    return ops.add(ops.sub(ops.maximum(x, 0.0), ops.mul(x, y)),
+                   ops.log1p(ops.exp(ops.neg(ops.abs(x)))))
+
+
 class _Loss(LayerHandler):
     bottoms = (2, 2)
     is_loss = True
@@ -42,6 +48,14 @@ class BinaryCrossEntropyLoss(_Loss):
 
     def to_onnx(self, layer, g):
         g.node("Sigmoid", [layer.bottoms[0]], layer.bottoms[1])
+
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [ops.sigmoid(xs[0])]
+
+    def loss(self, layer, ops, logits, label):
+        # HugeCTR's two branches in one: max(x, 0) - x*y + log(1 + exp(-|x|)), batch mean
+        y = ops.reshape(label, ops.shape(logits))
+        return ops.mean(bce_terms(ops, logits, y), (0, 1))
 
 
 class CrossEntropyLoss(_Loss):

@@ -1,0 +1,1 @@
+"""PyTorch backend (extra ``[torch]``): HugeCTR models as trainable ``nn.Module``s."""
