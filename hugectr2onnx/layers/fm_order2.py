@@ -36,5 +36,12 @@ class FmOrder2(LayerHandler):
         diff = g.node("Sub", [g.node("Mul", [total, total]), squares])
         g.node("Mul", [diff, g.const(np.float32(0.5))], layer.tops[0])
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        v = layer.params["out_dim"]
+        x3 = ops.reshape(xs[0], [-1, int(layer.in_shapes[0][1]) // v, v])
+        total = ops.sum(x3, 1)
+        squares = ops.sum(ops.mul(x3, x3), 1)
+        return [ops.mul(ops.sub(ops.mul(total, total), squares), 0.5)]
+
 
 HANDLERS = [FmOrder2()]

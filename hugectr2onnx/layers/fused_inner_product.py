@@ -58,5 +58,9 @@ class FusedInnerProduct(LayerHandler):
         y = g.node("Gemm", [layer.bottoms[0], w, b], hint=f"{out}/fc")
         g.node("Relu", [y], out)
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        y = ops.linear(xs[0], params["W"], ops.reshape(params["b"], [-1]))
+        return [ops.relu(y) if layer.params["relu"] else y]
+
 
 HANDLERS = [FusedInnerProduct()]

@@ -30,6 +30,10 @@ def _concat(layer, g) -> str:
     return g.node("Concat", layer.bottoms, axis=2, hint=f"{layer.tops[0]}/concat")
 
 
+def _concat_forward(ops, xs):
+    return xs[0] if len(xs) == 1 else ops.concat(xs, 2)
+
+
 class FusedReshapeConcat(LayerHandler):
     types = ("FusedReshapeConcat",)
     bottoms = (1, 1 << 16)
@@ -53,6 +57,12 @@ class FusedReshapeConcat(LayerHandler):
         g.reshape(head, [-1, w], out=item)
         g.node("Gather", [z, g.const(np.int64(s - 1), hint="last_slot")], ad, axis=1)
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        _, s, w = _check(layer)
+        z = _concat_forward(ops, xs)
+        return [ops.reshape(ops.slice(z, 1, 0, s - 1), [-1, w]),
+                ops.reshape(ops.slice(z, 1, s - 1, s), [-1, w])]
+
 
 class FusedReshapeConcatGeneral(LayerHandler):
     types = ("FusedReshapeConcatGeneral",)
@@ -69,6 +79,10 @@ class FusedReshapeConcatGeneral(LayerHandler):
     def to_onnx(self, layer, g):
         _, _, w = _check(layer)
         g.reshape(_concat(layer, g), [-1, w], out=layer.tops[0])
+
+    def forward(self, layer, ops, xs, params, *, training=False):
+        _, _, w = _check(layer)
+        return [ops.reshape(_concat_forward(ops, xs), [-1, w])]
 
 
 HANDLERS = [FusedReshapeConcat(), FusedReshapeConcatGeneral()]

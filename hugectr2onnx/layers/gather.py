@@ -31,5 +31,8 @@ class Gather(LayerHandler):
         g.node("Gather", [layer.bottoms[0], g.ints(layer.params["indices"])], layer.tops[0],
                axis=0)
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [ops.take(xs[0], layer.params["indices"], 0)]
+
 
 HANDLERS = [Gather()]

@@ -85,5 +85,30 @@ class GRU(LayerHandler):
                    hint=f"{out}/states", hidden_size=h_size, linear_before_reset=1)
         g.reshape(y, [-1, h_size], out=out)  # [T, 1, N, H] -> time-major rows
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        prm = layer.params
+        h_size, e_size, steps = prm["hidden"], prm["inputs"], prm["steps"]
+        blob = ops.reshape(params["weight_space"], [-1])
+        nw, nr = 3 * h_size * e_size, 3 * h_size * h_size
+        w = ops.reshape(ops.slice(blob, 0, 0, nw), [3 * h_size, e_size])  # rows r, z, n
+        r = ops.reshape(ops.slice(blob, 0, nw, nw + nr), [3 * h_size, h_size])
+        b = ops.slice(blob, 0, nw + nr, nw + nr + 3 * h_size)
+        x = ops.reshape(xs[0], [steps, -1, e_size])  # time-major
+        xg = ops.add(ops.matmul(x, ops.transpose(w, [1, 0])), b)  # [T, N, 3H], all steps at once
+        r_t = ops.transpose(r, [1, 0])
+        h = ops.const(np.zeros((ops.shape(x)[1], h_size)), like=xg)  # hx is never read
+        states = []
+        for t in range(steps):  # the recurrence is sequential in time
+            g = ops.reshape(ops.slice(xg, 0, t, t + 1), [-1, 3 * h_size])
+            hg = ops.matmul(h, r_t)
+            gate_r = ops.sigmoid(ops.add(ops.slice(g, 1, 0, h_size), ops.slice(hg, 1, 0, h_size)))
+            gate_z = ops.sigmoid(ops.add(ops.slice(g, 1, h_size, 2 * h_size),
+                                         ops.slice(hg, 1, h_size, 2 * h_size)))
+            cand = ops.tanh(ops.add(ops.slice(g, 1, 2 * h_size, 3 * h_size),
+                                    ops.mul(gate_r, ops.slice(hg, 1, 2 * h_size, 3 * h_size))))
+            h = ops.add(cand, ops.mul(gate_z, ops.sub(h, cand)))  # (1 - z)·n + z·h
+            states.append(h)
+        return [ops.reshape(ops.stack(states, 0), [-1, h_size])]
+
 
 HANDLERS = [GRU()]

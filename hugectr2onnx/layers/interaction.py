@@ -65,5 +65,16 @@ class Interaction(LayerHandler):
                       hint=f"{out}/pad")
         g.node("Concat", [mlp, dots, zero], out, axis=1)  # the zero column HugeCTR pads with
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        mlp, emb = xs
+        n = int(layer.in_shapes[1][1]) + 1
+        v = ops.concat([ops.expand_dims(mlp, 1), emb], 1)  # [B, n, V]
+        gram = ops.reshape(ops.matmul(v, ops.transpose(v, [0, 2, 1])), [-1, n * n])
+        i, j = triangle_pairs(n)
+        dots = ops.take(gram, (i * n + j).tolist(), 1)
+        zero = ops.const(np.zeros((ops.shape(mlp)[0], 1)), like=mlp)
+        out = ops.concat([mlp, dots, zero], 1)
+        return [out] * len(layer.tops)
+
 
 HANDLERS = [Interaction()]

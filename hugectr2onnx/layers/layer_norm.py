@@ -52,5 +52,12 @@ class LayerNorm(LayerHandler):
         normed = g.node("Div", [d, std], hint=f"{out}/normed")
         g.node("Add", [g.node("Mul", [normed, gamma], hint=f"{out}/scaled"), beta], out)
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        x = xs[0]
+        centered = ops.sub(x, ops.mean(x, -1, keepdims=True))
+        var = ops.mean(ops.mul(centered, centered), -1, keepdims=True)
+        normed = ops.div(centered, ops.sqrt(ops.add(var, layer.params["eps"])))
+        return [ops.add(ops.mul(normed, params["gamma"]), params["beta"])]
+
 
 HANDLERS = [LayerNorm()]

@@ -76,6 +76,19 @@ class CrossEntropyLoss(_Loss):
     def to_onnx(self, layer, g):
         g.node("Softmax", [layer.bottoms[0]], layer.bottoms[1], axis=-1)
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [ops.softmax(xs[0], -1)]
+
+    def loss(self, layer, ops, logits, label):
+        # HugeCTR's kernel reads one label per sample: class 0 below 0.5, else class 1
+        top = ops.max(logits, -1, keepdims=True)
+        log_total = ops.add(top, ops.log(ops.sum(ops.exp(ops.sub(logits, top)), -1, keepdims=True)))
+        log_p = ops.sub(logits, log_total)
+        y = ops.slice(ops.reshape(label, [ops.shape(logits)[0], -1]), 1, 0, 1)
+        picked = ops.where(ops.greater_equal(y, 0.5),
+                           ops.slice(log_p, 1, 1, 2), ops.slice(log_p, 1, 0, 1))
+        return ops.neg(ops.mean(picked, (0, 1)))
+
 
 class MultiCrossEntropyLoss(_Loss):
     """Prediction: element-wise sigmoid; ``target_weight`` only weighs the training loss."""
@@ -103,6 +116,19 @@ class MultiCrossEntropyLoss(_Loss):
 
     def to_onnx(self, layer, g):
         g.node("Sigmoid", [layer.bottoms[0]], layer.bottoms[1])
+
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [ops.sigmoid(xs[0])]
+
+    def loss(self, layer, ops, logits, label):
+        # sum of target_weight-weighted BCEs over labels >= -0.5, divided by all B·L entries
+        y = ops.reshape(label, ops.shape(logits))
+        terms = bce_terms(ops, logits, y)
+        weights = layer.params.get("target_weight")
+        if weights is not None:
+            terms = ops.mul(terms, ops.const(np.asarray(weights), like=logits))
+        kept = ops.greater_equal(y, -0.5)
+        return ops.mean(ops.where(kept, terms, ops.const(0.0, like=terms)), (0, 1))
 
 
 HANDLERS = [BinaryCrossEntropyLoss(), CrossEntropyLoss(), MultiCrossEntropyLoss()]

@@ -55,5 +55,13 @@ class MatrixMultiply(LayerHandler):
             return
         g.node("MatMul", [a, b], out)
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        a, b = xs
+        if len(layer.in_shapes[0]) == 2 and len(layer.in_shapes[1]) == 3:
+            _, groups, width = layer.in_shapes[1]
+            flat = ops.reshape(b, [int(layer.in_shapes[0][1]), int(groups) * int(width)])
+            return [ops.reshape(ops.matmul(a, flat), [-1, int(groups), int(width)])]
+        return [ops.matmul(a, b)]
+
 
 HANDLERS = [MatrixMultiply()]

@@ -76,5 +76,13 @@ class MLP(LayerHandler):
                 h = g.node("Relu", [h], layer.tops[0] if i == last else 1,
                            hint=f"{layer.tops[0]}/relu{i}")
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        h = xs[0]
+        for i, (bias, act) in enumerate(zip(layer.params["biases"], layer.params["activations"])):
+            h = ops.linear(h, params[f"W{i}"], ops.reshape(params[f"b{i}"], [-1]) if bias else None)
+            if act == "Relu":
+                h = ops.relu(h)
+        return [h]
+
 
 HANDLERS = [MLP()]

@@ -86,5 +86,17 @@ class MultiCross(LayerHandler):
                 x = g.node("Add", [g.node("Add", [cross, x], hint=f"{out}/res{i}"), b], top or 1,
                            hint=f"{out}/x{i + 1}")
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        x0 = x = xs[0]
+        for i in range(layer.params["num_layers"]):
+            b = ops.reshape(params[f"b{i}"], [-1])
+            if layer.params.get("projection_dim", 0):
+                h = ops.linear(ops.matmul(x, params[f"U{i}"]), params[f"V{i}"], b)
+                x = ops.add(ops.mul(x0, h), x)
+            else:
+                s = ops.sum(ops.mul(x, params[f"w{i}"]), 1, keepdims=True)
+                x = ops.add(ops.add(ops.mul(x0, s), x), b)
+        return [x]
+
 
 HANDLERS = [MultiCross()]

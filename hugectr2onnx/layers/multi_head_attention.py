@@ -15,6 +15,7 @@ import numpy as np
 
 from ..ir import fmt_shape
 from .base import LayerHandler, require
+from .softmax import masked_softmax
 
 MASK_PENALTY = 10000.0  # HugeCTR's masked softmax: z = x - 10000·(1 - mask)
 MASK_EPS = 1e-6  # ... and exp(z - max) / (sum + 1e-6)
@@ -168,6 +169,39 @@ class MultiHeadAttention(LayerHandler):
         v = heads(ins[2], shapes[2], [0, 2, 1, 3], "v")
         ctx = g.node("MatMul", [p, v], hint=f"{out}/context")
         merge(ctx, int(shapes[0][1]), int(shapes[0][2]), out)
+
+    # ---------------------------------------------------------------- trainable backends
+    def forward(self, layer, ops, xs, params, *, training=False):
+        kind, h, shapes = form(layer), layer.params["heads"], layer.in_shapes
+
+        def heads(x, shape):  # [B, L, D] -> [B, H, L, dh]
+            n, d = int(shape[1]), int(shape[2])
+            return ops.transpose(ops.reshape(x, [-1, n, h, d // h]), [0, 2, 1, 3])
+
+        def merge(x, n, d):  # [B, H, L, dh] -> [B, L, H·dh]
+            return ops.reshape(ops.transpose(x, [0, 2, 1, 3]), [-1, n, d])
+
+        def abt(a, b, scale):
+            y = ops.matmul(a, ops.transpose(b, [0, 1, 3, 2]))
+            return y if scale is None else ops.mul(y, float(scale))
+
+        if kind == "context":
+            return [merge(ops.matmul(xs[0], xs[1]), int(shapes[0][2]),
+                          int(shapes[0][1]) * int(shapes[1][3]))]
+        if kind in ("abt", "abt_unscaled"):
+            return [abt(xs[0], xs[1], _scale(int(shapes[0][3])) if kind == "abt" else None)]
+        q, k = heads(xs[0], shapes[0]), heads(xs[1], shapes[1])
+        if kind == "qk_unscaled":
+            return [abt(q, k, None)]
+        dh = int(shapes[0][2]) // h
+        s = abt(q, k, _scale(dh))
+        if kind == "split_qkv":
+            return [s, heads(xs[2], shapes[2])]
+        if len(xs) == 4:  # s − 10000·(1 − mask), as s + (mask·10000 − 10000)
+            p = masked_softmax(ops, ops.add(s, ops.sub(ops.mul(xs[3], MASK_PENALTY), MASK_PENALTY)))
+        else:
+            p = ops.softmax(s, -1)
+        return [merge(ops.matmul(p, heads(xs[2], shapes[2])), int(shapes[0][1]), int(shapes[0][2]))]
 
     @staticmethod
     def _masked_softmax(g, s, mask, out):

@@ -54,5 +54,12 @@ class PReLUDice(LayerHandler):
                               g.const(np.float32(alpha))])
         g.node("Mul", [x, gate], top)
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        alpha, eps, x = layer.params["alpha"], layer.params["eps"], xs[0]
+        mean = ops.mean(x, 0)
+        var = ops.sub(ops.mean(ops.mul(x, x), 0), ops.mul(mean, mean))
+        p = ops.sigmoid(ops.div(ops.sub(x, mean), ops.sqrt(ops.add(var, eps))))
+        return [ops.mul(x, ops.add(ops.mul(p, 1.0 - alpha), alpha))]
+
 
 HANDLERS = [PReLUDice()]

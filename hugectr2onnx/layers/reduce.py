@@ -33,6 +33,9 @@ class _Reduce(LayerHandler):
         reduced = getattr(x, self.numpy_op)(axis=layer.params["axis"], keepdims=True)
         return [reduced.astype(np.float32)]
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [getattr(ops, self.numpy_op)(xs[0], layer.params["axis"], keepdims=True)]
+
 
 class ReduceSum(_Reduce):
     types = ("ReduceSum",)

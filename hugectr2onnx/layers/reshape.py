@@ -61,5 +61,13 @@ class Reshape(LayerHandler):
         lead, t = layer.params["leading_dim"], layer.params["time_step"]
         g.reshape(x, [-1, t, lead] if t else [-1, lead], out=layer.tops[0])
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        x = xs[0]
+        if "selected" in layer.params:
+            n = len(layer.params["selected"]) * int(layer.in_shapes[0][2])
+            return [ops.reshape(ops.take(x, layer.params["selected"], 1), [-1, n])]
+        lead, t = layer.params["leading_dim"], layer.params["time_step"]
+        return [ops.reshape(x, [-1, t, lead] if t else [-1, lead])]
+
 
 HANDLERS = [Reshape()]

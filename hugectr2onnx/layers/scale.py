@@ -43,5 +43,8 @@ class Scale(LayerHandler):
             tiled = g.node("Tile", [x3, g.ints([1, f, 1])], hint=f"{top}/tile")
             g.reshape(tiled, [-1, n], out=top)
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [ops.repeat(xs[0], layer.params["factor"], 1 - layer.params["axis"])]
+
 
 HANDLERS = [Scale()]

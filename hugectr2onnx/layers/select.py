@@ -40,5 +40,8 @@ class Select(LayerHandler):
         g.node("Gather", [layer.bottoms[0], g.ints(layer.params["index"])], layer.tops[0],
                axis=layer.params["dim"])
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        return [ops.take(xs[0], layer.params["index"], layer.params["dim"])]
+
 
 HANDLERS = [Select()]

@@ -63,5 +63,18 @@ class SequenceMask(LayerHandler):
         rows = g.unsqueeze(within(layer.bottoms[0], lf), [1, 3])  # [B, 1, Lf, 1]
         g.node("Cast", [g.node("And", [rows, cols])], top, to=1)
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        lf, lt = layer.params["lens"]
+
+        def within(lengths, n):  # j < trunc(len) for j = 0..n-1, as [B, n] booleans
+            ends = ops.const(np.arange(n, dtype=np.float64)[None, :], like=lengths)
+            return ops.greater(ops.trunc(lengths), ends)
+
+        cols = ops.reshape(within(xs[-1], lt), [-1, 1, 1, lt])
+        if len(xs) == 1:
+            return [ops.to_float(cols, like=xs[0])]
+        rows = ops.reshape(within(xs[0], lf), [-1, 1, lf, 1])
+        return [ops.to_float(ops.logical_and(rows, cols), like=xs[0])]
+
 
 HANDLERS = [SequenceMask()]

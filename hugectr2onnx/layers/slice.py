@@ -62,5 +62,11 @@ class Slice(LayerHandler):
             else:
                 g.slice(x, [a], [e], [-1], out=top)
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        x = xs[0]
+        if x is None:  # a slice of a label: only the loss reads it
+            return [None] * len(layer.tops)
+        return [ops.slice(x, -1, a, e) for a, e in layer.params["ranges"]]
+
 
 HANDLERS = [Slice()]

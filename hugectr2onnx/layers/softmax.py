@@ -18,6 +18,12 @@ MASK_PENALTY = 10000.0
 DENOMINATOR_EPS = 1e-6
 
 
+def masked_softmax(ops, z):
+    """exp(z - max z) / (sum exp(z - max z) + 1e-6) over the last axis."""
+    e = ops.exp(ops.sub(z, ops.max(z, -1, keepdims=True)))
+    return ops.div(e, ops.add(ops.sum(e, -1, keepdims=True), DENOMINATOR_EPS))
+
+
 class Softmax(LayerHandler):
     types = ("Softmax",)
     bottoms = (1, 2)
@@ -62,6 +68,15 @@ class Softmax(LayerHandler):
         e = g.node("Exp", [g.node("Sub", [z, g.reduce("ReduceMax", z, [-1])])])
         total = g.node("Add", [g.reduce("ReduceSum", e, [-1]), g.const(np.float32(DENOMINATOR_EPS))])
         g.node("Div", [e, total], top)
+
+    def forward(self, layer, ops, xs, params, *, training=False):
+        if len(xs) == 1:
+            return [ops.softmax(xs[0], -1)]
+        x, mask = xs
+        # factor·x − (1 − mask)·10000, written as factor·x + (mask·10000 − 10000): same floats
+        z = ops.add(ops.mul(x, layer.params["factor"]),
+                    ops.sub(ops.mul(mask, MASK_PENALTY), MASK_PENALTY))
+        return [masked_softmax(ops, z)]
 
 
 HANDLERS = [Softmax()]

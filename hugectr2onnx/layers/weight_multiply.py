@@ -40,5 +40,9 @@ class WeightMultiply(LayerHandler):
         scaled = g.node("Mul", [g.unsqueeze(layer.bottoms[0], [2]), g.weight(layer, "W")])
         g.reshape(scaled, [-1, s * v], out=layer.tops[0])
 
+    def forward(self, layer, ops, xs, params, *, training=False):
+        s, v = layer.params["weight_dims"]
+        return [ops.reshape(ops.mul(ops.expand_dims(xs[0], 2), params["W"]), [-1, s * v])]
+
 
 HANDLERS = [WeightMultiply()]
