@@ -4,7 +4,7 @@ way back to HugeCTR's files. See docs/torch.md."""
 from .api import load_model, save_hugectr
 from .checkpoint import load_checkpoint, save_checkpoint
 from .embedding import HugeCTREmbedding
-from .module import HugeCTRModule
+from .module import HugeCTRModule, describe
 
 __all__ = ["load_model", "save_hugectr", "load_checkpoint", "save_checkpoint",
-           "HugeCTRModule", "HugeCTREmbedding"]
+           "HugeCTRModule", "HugeCTREmbedding", "describe"]

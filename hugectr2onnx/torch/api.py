@@ -77,7 +77,8 @@ def save_hugectr(module: HugeCTRModule, directory, prefix: str = "model",
         names["ntp"] = names["dense"] + ".ntp.json"
         (staging / names["graph"]).write_text(module.graph_json)
         write_dense(staging / names["dense"], graph)
-        has_ntp = write_ntp(staging / names["ntp"], graph)
+        # every float32 digit: HugeCTR's own %f would lose running variances below 5e-7
+        has_ntp = write_ntp(staging / names["ntp"], graph, exact=True)
         sparse = []
         for i, table in enumerate(module.tables()):
             name = f"{prefix}{i}_sparse_{iteration}.model"

@@ -194,6 +194,18 @@ class HugeCTRModule(nn.Module):
             if self.embeddings else []
 
 
+def describe(module: HugeCTRModule) -> str:
+    """One line per part: dense parameters, statistics, tables."""
+    dense = sum(p.numel() for p in module.layers.parameters())
+    stats = sum(b.numel() for b in module.layers.buffers())
+    lines = [f"{len(module.graph.layers)} layers, {dense} dense parameters"
+             + (f", {stats} BatchNorm statistics" if stats else "")]
+    for name, emb in module.embeddings.items():
+        lines.append(f"  table {name}: {int(emb.num_keys)} keys x {emb.vec_size} "
+                     f"(capacity {emb.capacity}, {emb.combiner})")
+    return "\n".join(lines)
+
+
 def _weight(layer: Layer, spec) -> np.ndarray:
     w = layer.weights.get(spec.name)
     if w is None:  # built from a checkpoint: load_state_dict fills it
