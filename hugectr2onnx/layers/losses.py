@@ -84,7 +84,7 @@ class CrossEntropyLoss(_Loss):
         top = ops.max(logits, -1, keepdims=True)
         log_total = ops.add(top, ops.log(ops.sum(ops.exp(ops.sub(logits, top)), -1, keepdims=True)))
         log_p = ops.sub(logits, log_total)
-        y = ops.slice(ops.reshape(label, [ops.shape(logits)[0], -1]), 1, 0, 1)
+        y = ops.slice(label, 1, 0, 1)  # label [B, label_dim]
         picked = ops.where(ops.greater_equal(y, 0.5),
                            ops.slice(log_p, 1, 1, 2), ops.slice(log_p, 1, 0, 1))
         return ops.neg(ops.mean(picked, (0, 1)))

@@ -15,6 +15,8 @@ class TorchOps(Ops):
     def const(self, value, like):
         return torch.as_tensor(np.asarray(value), dtype=like.dtype, device=like.device)
 
+    zeros_like = staticmethod(torch.zeros_like)
+
     def to_float(self, x, like):
         return x.to(like.dtype)
 

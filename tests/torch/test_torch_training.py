@@ -16,7 +16,7 @@ from hugectr2onnx.hugectr.writer import ModelBuilder, save_model  # noqa: E402
 from hugectr2onnx.ir import B  # noqa: E402
 from hugectr2onnx.torch.ops import OPS  # noqa: E402
 
-from test_layers import make_layer  # noqa: E402
+from test_torch_layers import make_layer  # noqa: E402
 
 
 def test_batchnorm_training_uses_batch_statistics_and_factor():
