@@ -37,7 +37,6 @@ class TorchOps(Ops):
     greater = staticmethod(torch.gt)
     greater_equal = staticmethod(torch.ge)
     logical_and = staticmethod(torch.logical_and)
-    matmul = staticmethod(torch.matmul)
 
     def elu(self, x, alpha):
         return F.elu(x, alpha=alpha)
@@ -49,6 +48,11 @@ class TorchOps(Ops):
 
     def where(self, cond, a, b):
         return torch.where(cond, a, b)
+
+    def matmul(self, a, b):
+        if a.dim() == 3 and b.dim() == 3 and a.shape[0] == b.shape[0]:
+            return torch.bmm(a, b)  # no broadcasting reshapes in forward or backward
+        return torch.matmul(a, b)
 
     def linear(self, x, w, b=None):
         if x.dim() == 2 and b is not None:
@@ -63,6 +67,9 @@ class TorchOps(Ops):
         return torch.reshape(x, tuple(shape))
 
     def transpose(self, x, perm):
+        moved = [i for i, p in enumerate(perm) if i != p]
+        if len(moved) == 2:  # a swap: autograd then sums the two gradients of a tensor
+            return x.transpose(*moved)  # read twice (x·xᵀ) in place, permute does not
         return x.permute(*perm)
 
     def expand_dims(self, x, axis):
