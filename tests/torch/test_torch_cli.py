@@ -3,6 +3,8 @@ the predictions kept; dense-only modules; typed errors."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,19 @@ def test_save_hugectr_into_a_file_path_is_an_output_error(tmp_path):
     with pytest.raises(OutputError):
         ht.save_hugectr(module, blocker)
     assert blocker.read_text() == "x"
+
+
+def test_state_dict_is_the_dense_file_and_the_ntp_json_in_order(tmp_path):
+    art = zoo.save(zoo.dlrm(**zoo.SMALL["dlrm"]), tmp_path)  # BatchNorm: ntp statistics
+    module = ht.load_model(art.graph_config, art.dense_model, art.sparse_models, art.ntp_file,
+                           max_new_keys=0)
+    state = {k: v for k, v in module.state_dict().items() if k.startswith("layers.")}
+    stats = [k for k in state if k.endswith((".mean", ".var"))]
+    dense = np.concatenate([state[k].numpy().reshape(-1) for k in state if k not in stats])
+    np.testing.assert_array_equal(dense, np.fromfile(art.dense_model, "<f4"))
+    ntp = json.loads(open(art.ntp_file).read())["layers"]
+    assert len(stats) == 2 * len(ntp)
+    for k, entry in zip(stats[::2], ntp):
+        np.testing.assert_allclose(state[k].numpy(), entry["mean"], atol=1e-6)
+        np.testing.assert_allclose(state[k.replace(".mean", ".var")].numpy(), entry["var"],
+                                   atol=1e-6)
