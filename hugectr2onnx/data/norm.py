@@ -131,13 +131,14 @@ class NormFile:
         words = self.m.buf[self.data_start:words_end].view("<i4")
         nw = words.size
         p = (np.arange(lo, hi, 4, dtype=np.int64) - self.data_start) // 4 + self.width
+        if nw == 0:
+            return np.full(p.size, -1, np.int64)
         ok = np.ones(p.size, bool)
         step = self.kb // 4
         for _ in range(self.layout.slot_num):
-            ok &= p < nw
-            n = words[np.minimum(p, nw - 1)]
-            ok &= n >= 0
-            p = p + 1 + n.astype(np.int64) * step
+            n = words[np.clip(p, 0, nw - 1)].astype(np.int64)
+            ok &= (p < nw) & (n >= 0)
+            p = p + 1 + np.where(ok, n, 0) * step
         ok &= p <= nw
         return np.where(ok, p * 4 + self.data_start, -1)
 
