@@ -289,3 +289,18 @@ def test_inspect_external_data(tmp_path):
     assert [f["file"] for f in files] == ["ext.onnx.data"] and files[0]["exists"]
     assert files[0]["tensor_bytes"] >= info["initializers"]["table_bytes"] > 0
     assert files[0]["file_bytes"] >= files[0]["tensor_bytes"]
+
+
+def test_models_that_datasets_cannot_feed(tmp_path, capsys):
+    art = zoo.save(zoo.MODELS["wdl"](**{**zoo.SMALL["wdl"], "nnz": 2, "fixed": False}),
+                   tmp_path / "m")
+    vectors = tmp_path / "vectors.onnx"
+    converter.convert(str(vectors), art.graph_config, art.dense_model, False, None, None)
+    nopad = tmp_path / "nopad.onnx"
+    converter.convert(str(nopad), art.graph_config, art.dense_model, True, art.sparse_models,
+                      None, padding_key=None)
+    (tmp_path / "a.bin").write_bytes(b"")
+    for model, message in ((vectors, "embedding vectors"), (nopad, "no padding key")):
+        rc = main(["predict", "--onnx", str(model), "--data", str(tmp_path / "a.bin"),
+                   "--format", "norm"])
+        assert rc == 2 and message in capsys.readouterr().err

@@ -108,9 +108,15 @@ def layout_from_model(model) -> tuple[DataLayout, bool]:
             raise UsageError("the model takes embedding vectors, not keys: convert it with "
                              "--convert-embedding to score HugeCTR datasets")
         try:
-            return DataLayout.from_dict(data), True
+            layout = DataLayout.from_dict(data)
         except (KeyError, TypeError, ValueError) as e:
             raise UsageError(f"malformed hugectr2onnx.data metadata: {e}") from None
+        ragged = [s.name for s in layout.sparse
+                  if not s.is_fixed_length or len(set(s.nnz_per_slot)) > 1]
+        if data.get("padding_key", -1) is None and ragged:
+            raise UsageError(f"the model has no padding key, so the absent keys of "
+                             f"{', '.join(ragged)} cannot be fed; convert it with a padding key")
+        return layout, True
     dense, sparse = None, []
     for inp in model.graph.input:
         t = inp.type.tensor_type
