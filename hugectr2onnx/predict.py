@@ -90,7 +90,7 @@ class PredictResult:
 
 
 def _num(x) -> str:
-    return "n/a (one class only)" if x is None else f"{x:.6f}"
+    return "n/a (one class only, or NaN predictions)" if x is None else f"{x:.6f}"
 
 
 def check_output_path(path) -> str:

@@ -29,6 +29,7 @@ def test_auc_by_hand():
     # positives 0.8, 0.4; negatives 0.4, 0.1: pairs (0.8>0.4) (0.8>0.1) (0.4=0.4 half) (0.4>0.1)
     assert auc([1, 1, 0, 0], [0.8, 0.4, 0.4, 0.1]) == pytest.approx(3.5 / 4)
     assert auc([1, 1], [0.1, 0.2]) is None
+    assert auc([1, 0], [0.1, float("nan")]) is None
 
 
 def test_logloss_clips_certain_mistakes():

@@ -171,6 +171,10 @@ def test_layout_without_metadata_from_inputs(tmp_path):
     layout = DataLayout.from_onnx(bare)
     assert layout.dense_name == "dense" and layout.dense_dim == 3
     assert [(s.name, s.slot_num, s.max_nnz) for s in layout.sparse] == [("data1", 4, 1)]
+    from hugectr2onnx.inspection import format_report, inspect_model
+    info = inspect_model(bare)
+    assert info["metadata"] == {} and "metadata: none" in format_report(info)
+    assert info["inputs"][1]["feed"].startswith("int64 keys")
 
 
 # ------------------------------------------------------------------------------ CLI
