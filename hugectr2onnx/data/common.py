@@ -139,6 +139,8 @@ def is_file_list(path) -> bool:
             head = f.read(32)
     except OSError:
         return False
+    if any(b < 32 and b not in b"\t\r\n" for b in head):  # binary data, not text
+        return False
     first = head.split(b"\n", 1)[0].strip()
     return bool(first) and first.isdigit() and (b"\n" in head or len(head) < 32)
 
