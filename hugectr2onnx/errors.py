@@ -69,3 +69,8 @@ class UsageError(ConversionError):
     """Options that contradict each other or the model."""
 
     exit_code = 2
+
+
+class CollectionError(ConversionError):
+    """An embedding-collection description is malformed, or disagrees with the dump's
+    meta_data or with the graph JSON (the message names both sources)."""

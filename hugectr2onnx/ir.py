@@ -102,7 +102,7 @@ class Embedding:
     bottom: str
     top: str
     vec_size: int
-    combiner: str  # "sum" | "mean"
+    combiner: str  # "sum" | "mean" | "concat" (embedding collections: keys side by side)
     slot_num: int
     max_nnz: int
     max_vocabulary_size_global: int = 0
@@ -111,14 +111,20 @@ class Embedding:
     update_type: str = ""
     slot_size_array: list[int] = field(default_factory=list)
     table: EmbeddingTable | None = None
+    table_name: str = ""  # embedding collections: lookups may share one named table
 
     @property
     def localized(self) -> bool:
         return self.type.startswith("Localized")
 
     @property
+    def out_width(self) -> int:
+        """Floats per slot: ``concat`` puts the slot's max_nnz vectors side by side."""
+        return self.vec_size * (self.max_nnz if self.combiner == "concat" else 1)
+
+    @property
     def out_shape(self) -> Shape:
-        return (B, self.slot_num, self.vec_size)
+        return (B, self.slot_num, self.out_width)
 
 
 @dataclass

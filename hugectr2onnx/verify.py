@@ -48,7 +48,7 @@ def random_feeds(graph: Graph, batch: int, *, convert_embedding: bool, seed: int
     feeds = {data.dense_name: rng.standard_normal((batch, data.dense_dim)).astype(np.float32)}
     for emb in graph.embeddings:
         if not convert_embedding:
-            feeds[emb.top] = rng.uniform(-1, 1, (batch, emb.slot_num, emb.vec_size)).astype(np.float32)
+            feeds[emb.top] = rng.uniform(-1, 1, (batch, emb.slot_num, emb.out_width)).astype(np.float32)
             continue
         sp = data.sparse_input(emb.bottom)
         if emb.bottom in feeds:

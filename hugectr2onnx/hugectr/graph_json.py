@@ -25,7 +25,8 @@ HOSTILE_INPUT_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, Att
                         RecursionError)
 
 
-def load_graph(path, registry: Registry | None = None) -> Graph:
+def load_graph(path, registry: Registry | None = None, collection=None) -> Graph:
+    """``collection``: a parsed embedding-collection Description (collection_description)."""
     text = read_text(path, "graph config")
     try:
         doc = json.loads(text)
@@ -36,7 +37,7 @@ def load_graph(path, registry: Registry | None = None) -> Graph:
         raise GraphConfigError("JSON nested too deeply", file=str(path))
     except ValueError as e:  # e.g. an integer of more than 4300 digits
         raise GraphConfigError(f"malformed JSON: {e}", file=str(path))
-    return parse_graph(doc, str(path), registry or default_registry())
+    return parse_graph(doc, str(path), registry or default_registry(), collection)
 
 
 def _tensor_names(value, where: str, file: str) -> list[str]:
@@ -59,7 +60,7 @@ def _wrap(e: Exception, file: str, where: str, cls=GraphConfigError, suffix: str
     return cls(message + suffix, file=file, where=f"{where}.{field}" if field else where)
 
 
-def parse_graph(doc, file: str, registry: Registry) -> Graph:
+def parse_graph(doc, file: str, registry: Registry, collection=None) -> Graph:
     if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list) or not doc["layers"]:
         raise GraphConfigError("expected an object with a non-empty 'layers' list "
                                "(is this a graph_to_json file?)", file=file, where="layers")
@@ -93,11 +94,33 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
                                     f"{_listing(unknown)}", types=sorted(unknown), file=file)
     layers = [_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file)
               for j in range(i, len(blocks))]
+    if collection is not None:
+        from .collection_description import collection_to_ir
+        taken = {e.bottom for e in embeddings}
+        free = [sp.name for sp in data.sparse if sp.name not in taken]
+        ebc, synthetic = collection_to_ir(collection, data, free, len(embeddings), file)
+        embeddings += ebc
+        layers = synthetic + layers
 
     graph = Graph(data=data, embeddings=embeddings, layers=layers, shapes={},
                   model_name=str(doc.get("model_name", "")), source=file)
     _check_and_infer(graph, registry, file)
+    if collection is not None:
+        _check_collection_read(graph, collection, file)
     return graph
+
+
+def _check_collection_read(graph: Graph, collection, file: str) -> None:
+    """Every output the description declares must be read by some dense layer."""
+    from .collection_description import collection_tops
+    read = {b for layer in graph.layers if layer.raw.get("type") != "EmbeddingCollection"
+            for b in layer.bottoms}
+    unread = [t for t in collection_tops(collection) if t not in read]
+    if unread:
+        raise GraphStructureError(
+            f"the embedding collection description {collection.path} outputs {unread[:10]}, "
+            f"which no layer of the graph JSON reads (check output.top / lookups[i].top)",
+            file=file, where="layers")
 
 
 def _listing(unknown: dict[str, list[int]], most: int = 20) -> str:
@@ -255,8 +278,12 @@ def _check_and_infer(graph: Graph, registry: Registry, file: str) -> None:
                     file=file, where=f"layers[{layer.index}].bottom")
             if bname not in produced_by and bname not in layer_tops:
                 raise GraphStructureError(
-                    f"{layer.label} reads tensor {bname!r}, which nothing produces (embedding "
-                    f"collections are not saved in graph JSON)", file=file,
+                    f"{layer.label} reads tensor {bname!r}, which nothing produces. If it is "
+                    f"the output of an embedding collection (EmbeddingCollectionConfig, "
+                    f"which graph_to_json does not save), describe the collection in a JSON "
+                    f"file and pass it with --embedding-collection / embedding_collection= "
+                    f"(docs/embedding_collection.md), or write both files with "
+                    f"'hugectr2onnx record train.py'", file=file,
                     where=f"layers[{layer.index}].bottom")
 
     _infer_in_order(graph, registry, file)
