@@ -25,6 +25,9 @@ def add_model_args(p: argparse.ArgumentParser, *, dense_required: bool = True) -
                    help="DCN-v2 projection_dim per MultiCross layer (default: from file size)")
     p.add_argument("--num-gpus", type=int, default=None,
                    help="GPU count of a Localized training run (default: from the graph)")
+    p.add_argument("--embedding-collection", metavar="EBC_JSON", default=None,
+                   help="description of the model's embedding collection, naming its "
+                   "embedding_dump folder (docs/embedding_collection.md)")
 
 
 def padding_key(value: str):

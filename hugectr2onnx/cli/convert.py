@@ -48,11 +48,11 @@ def run(args) -> int:
         lookup=args.lookup, external_data=args.external_data,
         external_threshold=args.external_threshold, projection_dims=args.projection_dims,
         num_gpus=args.num_gpus, strict_finite=args.strict_finite, progress=args.progress,
-        table_order=args.table_order)
+        table_order=args.table_order, embedding_collection=args.embedding_collection)
     report = convert(args.onnx_model_path, args.graph_config, args.dense_model,
                      args.convert_embedding, args.sparse_models, args.ntp_file,
                      args.graph_name, options=options)
     print(report.summary())
     if args.verify:
-        return check(args, args.convert_embedding)
+        return check(args, args.convert_embedding or bool(args.embedding_collection))
     return 0

@@ -23,7 +23,7 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    return check(args, args.sparse_models is not None)
+    return check(args, args.sparse_models is not None or bool(args.embedding_collection))
 
 
 def check(args, convert_embedding: bool) -> int:
@@ -33,7 +33,8 @@ def check(args, convert_embedding: bool) -> int:
     pad = padding_key(args.padding_key)
     graph = load_model(args.graph_config, args.dense_model,
                        args.sparse_models if convert_embedding else None, args.ntp_file,
-                       key_type=args.key_type, projection_dims=args.projection_dims)
+                       key_type=args.key_type, projection_dims=args.projection_dims,
+                       embedding_collection=args.embedding_collection)
     feeds = random_feeds(graph, args.batch, convert_embedding=convert_embedding,
                          seed=args.seed, padding_key=pad)
     report = compare(graph, args.onnx_model_path, feeds, padding_key=pad,

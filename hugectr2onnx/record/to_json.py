@@ -1,0 +1,160 @@
+"""A recorded model as graph JSON (as ``graph_to_json`` writes it, plus what it loses:
+MultiCross ``projection_dim`` and the ``shape`` of v23.08+ Reshapes) and as an
+embedding-collection description."""
+
+from __future__ import annotations
+
+from ..errors import ConversionError
+from .standin import Model, enum_name
+
+# DenseLayer keywords that matter for training only
+TRAINING_ONLY = {"compute_config", "weight_init_type", "bias_init_type", "use_regularizer",
+                 "regularizer_type", "lambda", "lambda_", "use_mixed_precision",
+                 "dense_layer_compute_config", "ranges_init"}
+
+
+class RecordError(ConversionError):
+    """The training script did something the recorder cannot turn into a graph."""
+
+
+def _acts(kw):
+    if kw.get("activations"):
+        return {"activations": [_act(a) for a in kw["activations"]]}
+    return {"activation": _act(kw.get("act_type"), "Relu")}
+
+
+def _act(value, default="Relu"):
+    name = enum_name(value, default)
+    return "None" if name in ("Non", "None") else name
+
+
+def _reshape(kw, where):
+    if kw.get("selected") or kw.get("selected_slots"):
+        return {"selected": list(kw.get("selected_slots") or kw.get("selected"))}
+    if kw.get("leading_dim"):
+        return {"leading_dim": int(kw["leading_dim"]), "time_step": int(kw.get("time_step", 0))}
+    shape = [int(d) for d in kw.get("shape", [])]
+    if len(shape) in (2, 3) and all(d > 0 for d in shape[1:]):
+        return {"leading_dim": shape[-1], "time_step": shape[1] if len(shape) == 3 else 0}
+    raise RecordError(f"Reshape shape {shape} has no [batch, d] or [batch, t, d] form",
+                      where=where)
+
+
+# layer type -> (keywords it reads, function building its JSON fields)
+LAYERS = {
+    "MLP": ({"num_outputs", "act_type", "activations", "use_bias", "biases", "num_output"},
+            lambda kw, w: {"mlp_param": {"num_output": int(kw.get("num_output", 0)),
+                                         "num_outputs": list(kw["num_outputs"]), **_acts(kw),
+                                         **({"biases": list(kw["biases"])} if kw.get("biases")
+                                            else {"use_bias": bool(kw.get("use_bias", True))})}}),
+    "InnerProduct": ({"num_output"}, lambda kw, w: {"fc_param": {"num_output": kw["num_output"]}}),
+    "FusedInnerProduct": ({"num_output", "pos_type", "act_type"},
+                          lambda kw, w: {"fc_param": {"num_output": kw["num_output"]},
+                                         "position": enum_name(kw.get("pos_type"), "None"),
+                                         "activation": _act(kw.get("act_type"))}),
+    "MultiCross": ({"num_layers", "projection_dim"},
+                   lambda kw, w: {"mc_param": {"num_layers": int(kw["num_layers"]),
+                                               "projection_dim": int(kw.get("projection_dim",
+                                                                            0))}}),
+    "Reshape": ({"leading_dim", "time_step", "selected", "selected_slots", "shape"}, _reshape),
+    "Concat": ({"axis"}, lambda kw, w: {"axis": int(kw.get("axis", 1))}),
+    "Slice": ({"ranges"}, lambda kw, w: {"ranges": [list(r) for r in kw["ranges"]]}),
+    "WeightMultiply": ({"weight_dims"}, lambda kw, w: {"weight_dims": list(kw["weight_dims"])}),
+    "ReduceSum": ({"axis"}, lambda kw, w: {"axis": int(kw.get("axis", 1))}),
+    "ReduceMean": ({"axis"}, lambda kw, w: {"axis": int(kw.get("axis", 1))}),
+    "Dropout": ({"dropout_rate"}, lambda kw, w: {"rate": float(kw.get("dropout_rate", 0.5))}),
+    "ELU": ({"elu_alpha"}, lambda kw, w: {"elu_param": {"alpha": float(kw.get("elu_alpha", 1))}}),
+    "BatchNorm": ({"factor", "eps"}, lambda kw, w: {"bn_param": {
+        "factor": float(kw.get("factor", 1.0)), "eps": float(kw.get("eps", 1e-5))}}),
+    "LayerNorm": ({"eps"}, lambda kw, w: {"ln_param": {"eps": float(kw.get("eps", 1e-5))}}),
+    "FmOrder2": ({"out_dim"}, lambda kw, w: {"out_dim": int(kw["out_dim"])}),
+    "Softmax": ({"factor"}, lambda kw, w: {"factor": float(kw.get("factor", 1.0))}),
+    "MultiCrossEntropyLoss": ({"target_weight_vec"}, lambda kw, w: (
+        {"target_weight": list(kw["target_weight_vec"])} if kw.get("target_weight_vec") else {})),
+}
+PLAIN = {"ReLU", "Sigmoid", "Interaction", "ElementwiseMultiply", "Add", "Sub",
+         "BinaryCrossEntropyLoss", "CrossEntropyLoss", "PReLU_Dice", "MatrixMultiply", "Cast"}
+
+
+def dense_block(layer, k: int) -> dict:
+    kind = enum_name(layer.layer_type)
+    where = f"DenseLayer #{k} ({kind}, top {layer.top_names[:1]})"
+    used = {key for key, v in layer.kwargs.items()
+            if key not in TRAINING_ONLY and v not in (None, [], ())}
+    reads, build = LAYERS.get(kind, (set(), None))
+    if build is None and kind not in PLAIN:
+        raise RecordError(f"layer type {kind} is not supported by the recorder", where=where)
+    extra = sorted(used - reads)
+    if extra:
+        raise RecordError(f"keyword(s) {extra} of {kind} are not understood by the recorder",
+                          where=where)
+    block = {"type": kind,
+             "bottom": layer.bottom_names[0] if len(layer.bottom_names) == 1
+             else layer.bottom_names,
+             "top": layer.top_names[0] if len(layer.top_names) == 1 else layer.top_names}
+    if build is not None:
+        try:
+            block.update(build(layer.kwargs, where))
+        except (KeyError, TypeError, ValueError) as e:
+            raise RecordError(f"cannot read {kind}'s parameters: {type(e).__name__}: {e}",
+                              where=where)
+    return block
+
+
+def data_block(model: Model) -> dict:
+    inp = model.input
+    if inp is None:
+        raise RecordError("the script added no hugectr.Input to the model", where="model.add")
+    names = [inp.label_name] if isinstance(inp.label_name, str) else list(inp.label_name)
+    dims = [inp.label_dim] if isinstance(inp.label_dim, int) else list(inp.label_dim)
+    label = ({"top": names[0], "label_dim": dims[0]} if len(names) == 1
+             else {"top": names, "label_dim": dims})
+    sparse = []
+    for sp in inp.data_reader_sparse_param_array:
+        nnz = sp.nnz_per_slot
+        nnz = [int(nnz)] * int(sp.slot_num) if isinstance(nnz, int) else [int(x) for x in nnz]
+        sparse.append({"top": sp.top_name, "nnz_per_slot": nnz,
+                       "is_fixed_length": bool(sp.is_fixed_length), "slot_num": int(sp.slot_num)})
+    return {"type": "Data", "label": label,
+            "dense": {"top": inp.dense_name, "dense_dim": int(inp.dense_dim)}, "sparse": sparse}
+
+
+def embedding_block(e) -> dict:
+    kw = vars(e)
+    type_name = enum_name(kw.get("embedding_type"), "DistributedSlotSparseEmbeddingHash")
+    hparam = {"workspace_size_per_gpu_in_mb": int(kw.get("workspace_size_per_gpu_in_mb", 0)),
+              "max_vocabulary_size_global": int(kw.get("max_vocabulary_size_global", 0)),
+              "embedding_vec_size": int(kw["embedding_vec_size"]),
+              "combiner": kw.get("combiner", "sum")}
+    if kw.get("slot_size_array"):
+        hparam["slot_size_array"] = list(kw["slot_size_array"])
+    return {"type": type_name, "bottom": kw["bottom_name"], "top": kw["sparse_embedding_name"],
+            "sparse_embedding_hparam": hparam}
+
+
+def graph_doc(model: Model) -> dict:
+    blocks = [data_block(model)] + [embedding_block(e) for e in model.embeddings]
+    blocks += [dense_block(layer, k) for k, layer in enumerate(model.dense_layers)]
+    return {"layers": blocks}
+
+
+def description_doc(model: Model, dump_dir: str) -> dict | None:
+    if not model.collections:
+        return None
+    if len(model.collections) > 1:
+        raise RecordError("the model adds more than one embedding collection; HugeCTR "
+                          "dumps and describes one", where="model.add")
+    c = model.collections[0]
+    key_type = "int64" if getattr(model.solver, "i64_input_key", False) else "uint32"
+    output = ({"layout": "batch_major", "top": c.batch_major_top} if c.batch_major_top
+              else {"layout": "feature_major"})
+    lookups = []
+    for lk in c.lookups:
+        entry = {"input": lk["input"], "table": lk["table"], "combiner": lk["combiner"]}
+        if lk["top"] is not None:
+            entry["top"] = lk["top"]
+        lookups.append(entry)
+    return {"dump_dir": dump_dir, "key_type": key_type, "output": output,
+            "tables": [{"name": t.name, "vocab": t.max_vocabulary_size, "ev_size": t.ev_size}
+                       for t in c.tables],
+            "lookups": lookups}
