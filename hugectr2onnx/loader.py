@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NonFiniteWeightError, UsageError
-from .hugectr.collection_description import (COLLECTION_TYPE, load_collection_tables,
-                                             load_description)
+from .hugectr.collection_description import (COLLECTION_TYPE, check_with_dump,
+                                             load_collection_tables, load_description)
 from .hugectr.dense import load_dense
 from .hugectr.graph_json import load_graph
 from .hugectr.ntp import load_ntp
@@ -25,6 +25,7 @@ def load_model(graph_config, dense_model, sparse_models=None, ntp_file=None, *,
     ``embedding_collection``: the description file of the model's embedding collection
     (docs/embedding_collection.md); its tables are read from the dump it names."""
     collection = load_description(embedding_collection) if embedding_collection else None
+    meta = check_with_dump(collection) if collection else None
     graph = load_graph(graph_config, collection=collection)
     if projection_dims is not None:
         apply_projection_dims(graph, projection_dims)
@@ -41,7 +42,7 @@ def load_model(graph_config, dense_model, sparse_models=None, ntp_file=None, *,
             emb.table = load_table(path, emb, key_type)
     if collection is not None:
         load_collection_tables(collection, [e for e in graph.embeddings
-                                            if e.type == COLLECTION_TYPE])
+                                            if e.type == COLLECTION_TYPE], meta)
     check_finite(graph, strict_finite, warn, str(dense_model))
     return graph
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..errors import CollectionError
 from ..ir import DataInput, Embedding, Layer
-from .embedding_collection import (FILE_HEAD_BYTES, as_int64_table, check_complete,
-                                   check_static_keys, read_dump_table, read_meta_data)
+from .embedding_collection import (as_int64_table, check_complete, check_static_keys,
+                                   read_dump_table, read_meta_data)
 from .files import read_text
 
 COMBINERS = {"sum": "sum", "average": "mean", "concat": "concat"}  # description -> IR
@@ -205,11 +205,10 @@ def collection_tops(desc: Description) -> list[str]:
 
 
 # --------------------------------------------------------------------------- dump side
-def load_collection_tables(desc: Description, embeddings: list[Embedding]) -> None:
-    """Read the dump, cross-check it with the description, and give each lookup its
-    (shared, memory-mapped) table."""
-    meta_path = desc.dump_dir / "meta_data"
-    meta = read_meta_data(meta_path)
+def check_with_dump(desc: Description):
+    """Cross-check the description with the dump's meta_data (before the graph is read,
+    so that a wrong ev_size is named as such, not as a shape error); returns the meta."""
+    meta = read_meta_data(desc.dump_dir / "meta_data")
     check_complete(meta)
     mp = meta.path
     if meta.num_tables != len(desc.tables):
@@ -218,21 +217,30 @@ def load_collection_tables(desc: Description, embeddings: list[Embedding]) -> No
     if desc.key_type is not None and desc.key_type != meta.key_type:
         raise _fail(f"key_type {desc.key_type}, but {mp} says {meta.key_type} (byte offset 4)",
                     desc.path, "key_type")
-    key_bytes = 4 if meta.key_type == "uint32" else 8
-    tables = {}
     for i, spec in enumerate(desc.tables):
         j = spec.id
         where = f"tables[{i}]"
+        n = meta.num_tables
         if meta.ev_sizes[j] != spec.ev_size:
             raise _fail(f"table {spec.name!r} (id {j}) has ev_size {spec.ev_size}, but {mp} "
-                        f"gives {meta.ev_sizes[j]} (byte offset {20 + 12 * meta.num_tables + 4 * j})",
+                        f"gives {meta.ev_sizes[j]} (byte offset {20 + 12 * n + 4 * j})",
                         desc.path, f"{where}.ev_size")
         if spec.static and meta.key_counts[j] != spec.vocab:
             raise _fail(f"static table {spec.name!r} (id {j}) has vocab {spec.vocab}, so "
                         f"HugeCTR dumps {spec.vocab} rows, but {mp} counts "
-                        f"{meta.key_counts[j]} keys (byte offset {20 + 4 * meta.num_tables + 8 * j})"
+                        f"{meta.key_counts[j]} keys (byte offset {20 + 4 * n + 8 * j})"
                         f"; a dynamic table has vocab -1", desc.path, f"{where}.vocab")
-        table = read_dump_table(desc.dump_dir, j, meta)
+    return meta
+
+
+def load_collection_tables(desc: Description, embeddings: list[Embedding], meta=None) -> None:
+    """Read the dump (cross-checked with the description) and give each lookup its shared,
+    memory-mapped table."""
+    meta = meta or check_with_dump(desc)
+    key_bytes = 4 if meta.key_type == "uint32" else 8
+    tables = {}
+    for spec in desc.tables:
+        table = read_dump_table(desc.dump_dir, spec.id, meta)
         if spec.static:
             check_static_keys(table, spec.vocab, spec.name, key_bytes)
         tables[spec.name] = as_int64_table(table)
@@ -241,4 +249,4 @@ def load_collection_tables(desc: Description, embeddings: list[Embedding]) -> No
 
 
 __all__ = ["Description", "LookupSpec", "TableSpec", "load_description", "parse_description",
-           "collection_to_ir", "collection_tops", "load_collection_tables", "FILE_HEAD_BYTES"]
+           "collection_to_ir", "collection_tops", "check_with_dump", "load_collection_tables"]

@@ -9,7 +9,8 @@ import numpy as np
 
 from hugectr2onnx.hugectr.collection_description import parse_description
 from hugectr2onnx.hugectr.dump_writer import shard_order, write_description, write_embedding_dump
-from hugectr2onnx.hugectr.writer import ModelBuilder, save_model
+from hugectr2onnx.hugectr.writer import ModelBuilder, random_weights, save_model
+from hugectr2onnx.zoo import unsaved
 
 # shaped like HugeCTR's samples/dlrm (26 tables, its multi-hot sizes), vocabularies shrunk
 DLRM_VOCAB = [400, 39, 17, 74, 20, 3, 71, 15, 63, 400, 306, 405, 10, 22, 119, 155, 4, 97,
@@ -90,8 +91,9 @@ def random_dump_tables(doc: dict, rng: np.random.Generator, *, shards: int = 3,
 
 
 def write_model(directory, builder: ModelBuilder, doc: dict, seed: int = 0,
-                key_type: str = "uint32", **dump_kw):
-    """Artifacts, description path and the (keys, rows) written."""
+                key_type: str = "uint32", drop_projection: bool = False, **dump_kw):
+    """Artifacts, description path and the (keys, rows) written. ``drop_projection``: the
+    graph JSON without MultiCross projection_dim, as graph_to_json writes it."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     desc_path = directory / "ebc.json"
@@ -99,7 +101,10 @@ def write_model(directory, builder: ModelBuilder, doc: dict, seed: int = 0,
                       lookups=doc["lookups"], layout=doc["output"]["layout"],
                       top=doc["output"].get("top"), key_type=doc.get("key_type"))
     builder.collection = parse_description(doc, str(desc_path))
-    art = save_model(builder, directory, seed=seed)
+    graph = builder.graph()
+    random_weights(graph, np.random.default_rng(seed))
+    saved = unsaved(builder) if drop_projection else builder
+    art = save_model(saved, directory, seed=seed, graph=graph)
     rng = np.random.default_rng(seed + 1)
     tables = random_dump_tables(doc, rng)
     write_embedding_dump(directory / "dump", tables, key_type=doc.get("key_type", key_type),
