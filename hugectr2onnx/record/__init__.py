@@ -60,7 +60,11 @@ def _run(script: Path, argv: list[str], stubs: list[str]) -> standin.Model:
         frames = [f for f in traceback.extract_tb(e.__traceback__)
                   if Path(f.filename).resolve() != Path(__file__).resolve()]
         at = f" (line {frames[-1].lineno} of {frames[-1].filename})" if frames else ""
-        raise RecordError(f"the script failed{at}: {type(e).__name__}: {e}",
+        hint = ""
+        if isinstance(e, ModuleNotFoundError) and e.name:
+            hint = (f"; if the model does not need it, import it as a stub with "
+                    f"--stub {e.name.split('.')[0]}")
+        raise RecordError(f"the script failed{at}: {type(e).__name__}: {e}{hint}",
                           file=str(script)) from e
     finally:
         if finder:
