@@ -38,6 +38,8 @@ def embedding_reference(emb: Embedding, keys: np.ndarray, *, padding_key: int | 
     present = np.ones(keys.shape, dtype=bool) if padding_key is None else keys != padding_key
     found = (out_rows >= 0) & present
     vectors = np.asarray(table.vectors, dtype=np.float32)
+    if not vectors.shape[0]:  # a dynamic table that never saw a key
+        vectors = np.zeros((1, vectors.shape[1]), np.float32)
     gathered = np.where(found[..., None], vectors[np.where(found, out_rows, 0)], np.float32(0))
     if emb.combiner == "concat":
         return gathered.reshape(b, s, n * vectors.shape[1]).astype(np.float32)

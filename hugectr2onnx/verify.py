@@ -54,7 +54,9 @@ def random_feeds(graph: Graph, batch: int, *, convert_embedding: bool, seed: int
         if emb.bottom in feeds:
             continue
         known = np.asarray(emb.table.keys)
-        keys = known[rng.integers(0, known.size, (batch, sp.slot_num, sp.max_nnz))]
+        shape = (batch, sp.slot_num, sp.max_nnz)
+        keys = (known[rng.integers(0, known.size, shape)] if known.size  # an empty dynamic
+                else rng.integers(-(2 ** 62), 2 ** 62, shape))  # table knows no keys
         unseen = rng.random(keys.shape) < unseen_fraction
         keys = np.where(unseen, rng.integers(-(2 ** 62), 2 ** 62, keys.shape), keys)
         if padding_key is not None:

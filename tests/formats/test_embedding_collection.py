@@ -207,6 +207,14 @@ def test_graph_cross_checks(tmp_path, lookups, match, where):
     assert e.value.where == where and "g.json" in str(e.value)
 
 
+def test_collection_inputs_have_one_slot():
+    doc = json.loads(json.dumps(GRAPH))
+    doc["layers"][0]["sparse"][1].update(slot_num=2, nnz_per_slot=[3, 3])
+    desc = parse_description(desc_doc(), "e.json")
+    with pytest.raises(CollectionError, match="slot_num 2; an embedding collection reads one"):
+        parse_graph(doc, "g.json", default_registry(), desc)
+
+
 def test_unread_output_and_missing_description():
     desc = parse_description(desc_doc(output={"layout": "batch_major", "top": "other"}),
                              "e.json")

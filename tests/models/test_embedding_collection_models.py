@@ -161,3 +161,21 @@ def test_row_order_does_not_matter(tmp_path, shards):
          .sum(axis=2)[:, 0] for q, r in ((feeds[f"data{i}"], r)
                                           for i, r in enumerate(rows_by_key))], axis=1)
     np.testing.assert_allclose(values["sparse_embedding"], expect, atol=1e-6)
+
+
+def test_empty_dynamic_table(tmp_path):
+    """A dynamic table that never saw a key is dumped with no rows: every lookup gives
+    zeros (HugeCTR would insert random vectors on first sight)."""
+    b, doc = mixed_model(ev=6)
+    art, desc, tables = write_model(tmp_path, b, doc)
+    tables[0] = (np.zeros(0, np.int64), np.zeros((0, 6), np.float32))
+    write_embedding_dump(tmp_path / "dump", tables, key_type="int64")
+    out = tmp_path / "m.onnx"
+    converter.convert(str(out), art.graph_config, art.dense_model, ntp_file=art.ntp_file,
+                      embedding_collection=desc)
+    graph = load_model(art.graph_config, art.dense_model, None, art.ntp_file,
+                       embedding_collection=desc)
+    feeds = random_feeds(graph, 8, convert_embedding=True, seed=1)
+    got = run_onnx(out, feeds, ["e_user", "e_items"])
+    assert not got["e_user"].any() and not got["e_items"].any()
+    assert compare(graph, out, feeds).ok
