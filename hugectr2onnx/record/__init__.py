@@ -39,13 +39,12 @@ class RecordResult:
 def _run(script: Path, argv: list[str], stubs: list[str]) -> standin.Model:
     saved_modules = dict(sys.modules)
     saved_argv, saved_path = list(sys.argv), list(sys.path)
-    finder = stub_finder(stubs) if stubs else None
+    finder = stub_finder([*stubs, "hugectr.inference", "hugectr.tools", "hugectr.data_generator"])
     standin.RECORDED.clear()
     try:
         sys.modules["hugectr"] = standin.make_module()
         sys.modules.update(mpi4py_modules())
-        if finder:
-            sys.meta_path.insert(0, finder)
+        sys.meta_path.insert(0, finder)
         sys.argv = [str(script), *argv]
         sys.path.insert(0, str(script.parent))
         runpy.run_path(str(script), run_name="__main__")
@@ -67,8 +66,7 @@ def _run(script: Path, argv: list[str], stubs: list[str]) -> standin.Model:
         raise RecordError(f"the script failed{at}: {type(e).__name__}: {e}{hint}",
                           file=str(script)) from e
     finally:
-        if finder:
-            sys.meta_path.remove(finder)
+        sys.meta_path.remove(finder)
         sys.modules.clear()
         sys.modules.update(saved_modules)
         sys.argv, sys.path[:] = saved_argv, saved_path

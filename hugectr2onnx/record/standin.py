@@ -101,7 +101,13 @@ class Input:
 
 
 class SparseEmbedding(Options):
-    pass
+    """Positional arguments in the order of HugeCTR's binding."""
+
+    ORDER = ("embedding_type", "workspace_size_per_gpu_in_mb", "embedding_vec_size",
+             "combiner", "sparse_embedding_name", "bottom_name", "slot_size_array", "optimizer")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(**dict(zip(self.ORDER, args)), **kwargs)
 
 
 class DenseLayer:

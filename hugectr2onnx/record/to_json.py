@@ -47,13 +47,15 @@ LAYERS = {
                                          "num_outputs": list(kw["num_outputs"]), **_acts(kw),
                                          **({"biases": list(kw["biases"])} if kw.get("biases")
                                             else {"use_bias": bool(kw.get("use_bias", True))})}}),
-    "InnerProduct": ({"num_output"}, lambda kw, w: {"fc_param": {"num_output": kw["num_output"]}}),
+    "InnerProduct": ({"num_output"}, lambda kw, w: {"fc_param": {
+        "num_output": int(kw.get("num_output", 1))}}),
     "FusedInnerProduct": ({"num_output", "pos_type", "act_type"},
-                          lambda kw, w: {"fc_param": {"num_output": kw["num_output"]},
+                          lambda kw, w: {"fc_param": {"num_output": int(kw.get("num_output",
+                                                                                1))},
                                          "position": enum_name(kw.get("pos_type"), "None"),
                                          "activation": _act(kw.get("act_type"))}),
     "MultiCross": ({"num_layers", "projection_dim"},
-                   lambda kw, w: {"mc_param": {"num_layers": int(kw["num_layers"]),
+                   lambda kw, w: {"mc_param": {"num_layers": int(kw.get("num_layers", 0)),
                                                "projection_dim": int(kw.get("projection_dim",
                                                                             0))}}),
     "Reshape": ({"leading_dim", "time_step", "selected", "selected_slots", "shape"}, _reshape),
@@ -71,9 +73,25 @@ LAYERS = {
     "Softmax": ({"factor"}, lambda kw, w: {"factor": float(kw.get("factor", 1.0))}),
     "MultiCrossEntropyLoss": ({"target_weight_vec"}, lambda kw, w: (
         {"target_weight": list(kw["target_weight_vec"])} if kw.get("target_weight_vec") else {})),
+    "SequenceMask": ({"max_sequence_len_from", "max_sequence_len_to"}, lambda kw, w: {
+        "max_sequence_len_from": int(kw.get("max_sequence_len_from", 1)),
+        "max_sequence_len_to": int(kw.get("max_sequence_len_to", 1))}),
+    "MultiHeadAttention": ({"num_attention_heads", "transpose_b"}, lambda kw, w: {
+        "num_attention_heads": int(kw.get("num_attention_heads", 1)),
+        "transpose_b": bool(kw.get("transpose_b", False))}),
+    "Gather": ({"indices"}, lambda kw, w: {"indices": list(kw["indices"])}),
+    "GRU": ({"num_output", "batchsize", "SeqLength", "vector_size"}, lambda kw, w: {
+        "gru_param": {"num_output": int(kw.get("num_output", 1)),
+                      "batchsize": int(kw.get("batchsize", 1)),
+                      "SeqLength": int(kw.get("SeqLength", 1)),
+                      "vector_size": int(kw.get("vector_size", 1))}}),
+    "PReLU_Dice": ({"elu_alpha", "eps"}, lambda kw, w: {"prelu_dice_param": {
+        "alpha": float(kw.get("elu_alpha", 1.0)), "eps": float(kw.get("eps", 1e-5))}}),
+    "Scale": ({"axis", "factor"}, lambda kw, w: {"scale_param": {
+        "axis": int(kw.get("axis", 1)), "factor": float(kw.get("factor", 1.0))}}),
 }
 PLAIN = {"ReLU", "Sigmoid", "Interaction", "ElementwiseMultiply", "Add", "Sub",
-         "BinaryCrossEntropyLoss", "CrossEntropyLoss", "PReLU_Dice", "MatrixMultiply", "Cast"}
+         "BinaryCrossEntropyLoss", "CrossEntropyLoss", "MatrixMultiply", "Cast"}
 
 
 def dense_block(layer, k: int) -> dict:

@@ -144,3 +144,37 @@ def test_stubbed_modules_and_swallowed_exceptions(tmp_path):
                  stubs=["mlperf_logging", "mlperf_common"])
     assert res.description_path is None and res.layers == 2
     assert "mlperf_logging" not in sys.modules
+
+
+def test_legacy_sparse_embedding_and_hugectr_submodules(tmp_path):
+    body = (
+        "from hugectr.inference import InferenceParams\n"
+        "m = hugectr.Model(hugectr.CreateSolver(), hugectr.DataReaderParams(), None)\n"
+        "m.add(hugectr.Input(label_dim=1, label_name='l', dense_dim=3, dense_name='d',\n"
+        "    data_reader_sparse_param_array=[hugectr.DataReaderSparseParam('s', [2, 1], False,"
+        " 2)]))\n"
+        "m.add(hugectr.SparseEmbedding(hugectr.Embedding_t.LocalizedSlotSparseEmbeddingHash, 8,"
+        " 4, 'mean', 'emb', 's', [10, 20]))\n"
+        "m.add(hugectr.DenseLayer(layer_type=hugectr.Layer_t.Reshape, bottom_names=['emb'],"
+        " top_names=['r'], leading_dim=8))\n"
+        "m.add(hugectr.DenseLayer(layer_type=hugectr.Layer_t.Concat, bottom_names=['r', 'd'],"
+        " top_names=['c']))\n"
+        "m.add(hugectr.DenseLayer(layer_type=hugectr.Layer_t.InnerProduct, bottom_names=['c'],"
+        " top_names=['y']))\n"
+        "m.add(hugectr.DenseLayer(hugectr.Layer_t.BinaryCrossEntropyLoss, ['y', 'l'], ['loss']))\n"
+        "m.compile()\n")
+    res = record(write_script(tmp_path, body), graph=tmp_path / "g.json",
+                 description=tmp_path / "e.json")
+    assert res.description_path is None and not (tmp_path / "e.json").exists()
+    blocks = json.loads((tmp_path / "g.json").read_text())["layers"]
+    assert blocks[1] == {"type": "LocalizedSlotSparseEmbeddingHash", "bottom": "s", "top": "emb",
+                         "sparse_embedding_hparam": {"workspace_size_per_gpu_in_mb": 8,
+                                                     "max_vocabulary_size_global": 0,
+                                                     "embedding_vec_size": 4,
+                                                     "combiner": "mean",
+                                                     "slot_size_array": [10, 20]}}
+    assert blocks[0]["sparse"] == [{"top": "s", "nnz_per_slot": [2, 1],
+                                    "is_fixed_length": False, "slot_num": 2}]
+    assert blocks[4]["fc_param"] == {"num_output": 1}  # HugeCTR's default
+    graph = load_graph(tmp_path / "g.json")
+    assert graph.shapes["y"][1:] == (1,) and graph.embeddings[0].combiner == "mean"
