@@ -83,9 +83,21 @@ def _int(obj: dict, key: str, path: str, where: str, lo: int, hi: int) -> int:
     return v
 
 
-def _object(v, path: str, where: str) -> dict:
+FIELDS = {"document": {"dump_dir", "output", "tables", "lookups", "key_type"},
+          "output": {"layout", "top"}, "tables": {"name", "vocab", "ev_size"},
+          "lookups": {"input", "table", "combiner", "top"}}
+
+
+def _object(v, path: str, where: str, kind: str) -> dict:
+    """A JSON object with only the fields of ``kind`` (a misspelt field is an error, not a
+    silently ignored one)."""
     if not isinstance(v, dict):
         raise _fail(f"must be an object, found {v!r:.80}", path, where)
+    extra = sorted(set(v) - FIELDS[kind])
+    if extra:
+        at = extra[0] if where == "document" else f"{where}.{extra[0]}"
+        raise _fail(f"unknown field(s) {extra}; the fields are {sorted(FIELDS[kind])}", path,
+                    at)
     return v
 
 
@@ -100,13 +112,9 @@ def load_description(path) -> Description:
 
 
 def parse_description(doc, path: str) -> Description:
-    doc = _object(doc, path, "document")
-    known = {"dump_dir", "output", "tables", "lookups", "key_type"}
-    extra = sorted(set(doc) - known)
-    if extra:
-        raise _fail(f"unknown field(s) {extra}; the fields are {sorted(known)}", path, extra[0])
+    doc = _object(doc, path, "document", "document")
     dump_dir = _str(doc, "dump_dir", path, "document")
-    out = _object(doc.get("output", {"layout": "batch_major"}), path, "output")
+    out = _object(doc.get("output", {"layout": "batch_major"}), path, "output", "output")
     layout = _str(out, "layout", path, "output", choices=LAYOUTS)
     top = _str(out, "top", path, "output", required=layout == "batch_major")
     if layout == "feature_major" and top is not None:
@@ -120,7 +128,7 @@ def parse_description(doc, path: str) -> Description:
     tables, by_name = [], {}
     for i, t in enumerate(tables_raw):
         where = f"tables[{i}]"
-        t = _object(t, path, where)
+        t = _object(t, path, where, "tables")
         spec = TableSpec(_str(t, "name", path, where), _int(t, "vocab", path, where, -1,
                                                               MAX_VOCAB),
                          _int(t, "ev_size", path, where, 1, 1 << 16))
@@ -132,7 +140,7 @@ def parse_description(doc, path: str) -> Description:
     next_id = 0
     for i, lk in enumerate(lookups_raw):
         where = f"lookups[{i}]"
-        lk = _object(lk, path, where)
+        lk = _object(lk, path, where, "lookups")
         name = _str(lk, "table", path, where)
         if name not in by_name:
             raise _fail(f"table {name!r} is not among the tables {sorted(by_name)[:20]}",

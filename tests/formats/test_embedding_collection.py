@@ -226,6 +226,8 @@ def test_unread_output_and_missing_description():
 
 @pytest.mark.parametrize("doc,match,where", [
     (desc_doc(extra=1), "unknown field", "extra"),
+    (desc_doc(lookups=[{"table": "t", "combiner": "sum", "combinr": "sum"}]),
+     "unknown field\\(s\\) \\['combinr'\\]", "lookups[0].combinr"),
     (desc_doc(lookups=[{"table": "zz", "combiner": "sum"}]), "table 'zz' is not among",
      "lookups[0].table"),
     (desc_doc(lookups=[{"table": "t", "combiner": "mean"}]), "one of \\['sum', 'average'",

@@ -109,3 +109,47 @@ def test_fuzz_embedding_dump(base):
     assert sum(outcomes.values()) == CASES >= 300
     assert outcomes["error"] > CASES // 3 and outcomes["loaded"] > 10, outcomes
     print(f"embedding_dump fuzz: {CASES} cases, {outcomes}, slowest {slowest * 1e3:.0f} ms")
+
+
+VALUES = [None, 0, 1, -1, 2, 3, 4, 6, 50, 10**20, -2, 1.5, "", "sum", "average", "concat",
+          "mean", "hashed", "cats", "user", "int64", "uint32", "batch_major", "feature_major",
+          [], {}, [1], {"a": 1}, True]
+
+
+def test_fuzz_description(base):
+    """Mutated description files: one field replaced, dropped or added per case."""
+    d, art, desc = base
+    import json
+    pristine = json.loads(Path(desc).read_text())
+    rng = np.random.default_rng(SEED + 1)
+    outcomes = {"loaded": 0, "error": 0}
+    cases = CASES // 2
+    for case in range(cases):
+        doc = json.loads(json.dumps(pristine))
+        for _ in range(int(rng.integers(1, 3))):
+            node, key = doc, None
+            path = [k for k in ("tables", "lookups", "output") if rng.random() < 0.8][:1]
+            if path:
+                node = doc[path[0]]
+                if isinstance(node, list) and node:
+                    node = node[int(rng.integers(len(node)))]
+            if not isinstance(node, dict) or not node:
+                continue
+            keys = sorted(node) + ["extra"]
+            key = keys[int(rng.integers(len(keys)))]
+            if rng.random() < 0.2:
+                node.pop(key, None)
+            else:
+                node[key] = VALUES[int(rng.integers(len(VALUES)))]
+        Path(desc).write_text(json.dumps(doc))
+        try:
+            graph = load_model(art.graph_config, art.dense_model, None, art.ntp_file,
+                               embedding_collection=desc, warn=lambda m: None)
+            run_reference(graph, random_feeds(graph, 4, convert_embedding=True, seed=case))
+            outcomes["loaded"] += 1
+        except ConversionError as e:
+            assert e.file, f"case {case}: error without a file: {e}"
+            outcomes["error"] += 1
+    Path(desc).write_text(json.dumps(pristine))
+    assert outcomes["error"] > cases // 2 and outcomes["loaded"] > 0, outcomes
+    print(f"description fuzz: {cases} cases, {outcomes}")
