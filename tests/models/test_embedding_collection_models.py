@@ -13,6 +13,7 @@ import pytest
 from ebc_models import dlrm_dcnv2, mixed_model, write_model
 from hugectr2onnx import converter
 from hugectr2onnx.cli import main
+from hugectr2onnx.errors import UsageError
 from hugectr2onnx.hugectr.dump_writer import shard_order, write_embedding_dump
 from hugectr2onnx.loader import load_model
 from hugectr2onnx.reference import run_reference
@@ -179,3 +180,60 @@ def test_empty_dynamic_table(tmp_path):
     got = run_onnx(out, feeds, ["e_user", "e_items"])
     assert not got["e_user"].any() and not got["e_items"].any()
     assert compare(graph, out, feeds).ok
+
+
+def test_dump_laid_out_by_hand(tmp_path):
+    """The whole dump written with struct from the format (not our dump writer), with the
+    fp16 flag set and an unaligned count array; predictions checked against numpy on the
+    same Python lists."""
+    import struct
+    b, doc = mixed_model(ev=2)
+    art, desc, _ = write_model(tmp_path, b, doc)
+    hashed_keys = [-7, 2**40, 5, 3]
+    hashed_rows = [[0.5, 1.0], [2.0, -1.0], [0.25, 0.75], [-3.0, 4.0]]
+    cat_keys = [1, 3, 0, 2] + list(range(4, 50))  # two shards: odd keys first would also do
+    cat_rows = [[float(k), -float(k), 0.5 * k, 1.0] for k in cat_keys]
+    folder = tmp_path / "dump" / "embedding_collection_0"
+    meta = (struct.pack("<5i", 2, 1, 1, 0, 0) + struct.pack("<2i", 0, 1)
+            + struct.pack("<2Q", 4, 50) + struct.pack("<2i", 2, 4))
+    (folder / "meta_data").write_bytes(meta)
+    for j, (keys, rows) in enumerate(((hashed_keys, hashed_rows), (cat_keys, cat_rows))):
+        head = lambda kind: struct.pack("<32i", kind, j, *([0] * 30))  # noqa: E731
+        (folder / f"key{j}").write_bytes(head(1) + struct.pack(f"<{len(keys)}q", *keys))
+        flat = [v for r in rows for v in r]
+        (folder / f"weight{j}").write_bytes(head(2) + struct.pack(f"<{len(flat)}f", *flat))
+    out = tmp_path / "hand.onnx"
+    converter.convert(str(out), art.graph_config, art.dense_model, ntp_file=art.ntp_file,
+                      embedding_collection=desc)
+    feeds = {"dense": np.zeros((2, 5), np.float32),
+             "user": np.array([[[5, -7, -1, -1]], [[-1, -1, -1, -1]]], np.int64),
+             "items": np.array([[[2**40, 99, 3]], [[3, 3, -7]]], np.int64),
+             "cat": np.array([[[0, 3]], [[49, 77]]], np.int64)}
+    got = run_onnx(out, feeds, ["e_user", "e_items", "e_cat"])
+    np.testing.assert_allclose(got["e_user"], [[[0.375, 0.875]], [[0, 0]]], atol=1e-6)
+    np.testing.assert_allclose(got["e_items"], [[[2, -1, 0, 0, -3, 4]],
+                                                [[-3, 4, -3, 4, 0.5, 1]]], atol=1e-6)
+    np.testing.assert_allclose(got["e_cat"], [[[3, -3, 1.5, 2]], [[49, -49, 24.5, 1]]],
+                               atol=1e-6)
+
+
+def test_collection_beside_a_legacy_embedding(tmp_path):
+    """A SparseEmbedding reads its own input; the collection's lookups take the rest."""
+    b, doc = mixed_model(ev=3)
+    b.data["sparse"].insert(1, {"top": "legacy", "slot_num": 2, "nnz_per_slot": [2, 2],
+                                "is_fixed_length": True, "type": "DistributedSlot"})
+    b.embedding(bottom="legacy", top="e_legacy", vec_size=4)
+    b.dense("Reshape", "e_legacy", "r_legacy", leading_dim=8, time_step=0)
+    concat = next(l for l in b.dense_layers if l["top"] == "all")
+    concat["bottom"] = concat["bottom"] + ["r_legacy"]
+    art, desc, tables = write_model(tmp_path, b, doc)
+    out = tmp_path / "both.onnx"
+    with pytest.raises(UsageError, match="need sparse_models besides the embedding collection"):
+        converter.convert(str(out), art.graph_config, art.dense_model, ntp_file=art.ntp_file,
+                          embedding_collection=desc)
+    converter.convert(str(out), art.graph_config, art.dense_model, True, art.sparse_models,
+                      art.ntp_file, embedding_collection=desc)
+    graph = load_model(art.graph_config, art.dense_model, art.sparse_models, art.ntp_file,
+                       embedding_collection=desc)
+    assert [e.bottom for e in graph.embeddings] == ["legacy", "user", "items", "cat"]
+    assert compare(graph, out, random_feeds(graph, 16, convert_embedding=True, seed=4)).ok
