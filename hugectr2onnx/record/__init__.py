@@ -67,10 +67,25 @@ def _run(script: Path, argv: list[str], stubs: list[str]) -> standin.Model:
                           file=str(script)) from e
     finally:
         sys.meta_path.remove(finder)
-        sys.modules.clear()
-        sys.modules.update(saved_modules)
+        _restore_modules(saved_modules, {"hugectr", "mpi4py", *stubs}, script.parent)
         sys.argv, sys.path[:] = saved_argv, saved_path
     raise RecordError("the script ended without calling model.compile()", file=str(script))
+
+
+def _restore_modules(saved: dict, injected: set, folder: Path) -> None:
+    """Drop the stand-ins and whatever the script imported from its own folder (those
+    modules hold the stand-in); keep other new imports (a C extension cannot always be
+    imported twice), and put back modules the stand-ins replaced."""
+    folder = folder.resolve()
+    for name in [n for n in sys.modules if n not in saved]:
+        module = sys.modules[name]
+        path = getattr(module, "__file__", None)
+        mine = path is not None and folder in Path(path).resolve().parents
+        if name.split(".")[0] in injected or mine:
+            del sys.modules[name]
+    for name, module in saved.items():
+        if sys.modules.get(name) is not module:
+            sys.modules[name] = module
 
 
 def _write_json(path: Path, doc: dict) -> None:

@@ -178,3 +178,20 @@ def test_legacy_sparse_embedding_and_hugectr_submodules(tmp_path):
     assert blocks[4]["fc_param"] == {"num_output": 1}  # HugeCTR's default
     graph = load_graph(tmp_path / "g.json")
     assert graph.shapes["y"][1:] == (1,) and graph.embeddings[0].combiner == "mean"
+
+
+def test_modules_imported_by_the_script_survive(tmp_path):
+    """Only the stand-ins and the script's own modules leave sys.modules afterwards."""
+    (tmp_path / "helper_pkg.py").write_text("import hugectr\nBASE = hugectr.TrainingCallback\n")
+    body = ("import helper_pkg, xml.dom.minidom\n"
+            "m = hugectr.Model(hugectr.CreateSolver())\n"
+            "m.add(hugectr.Input(label_dim=1, label_name='l', dense_dim=2, dense_name='d'))\n"
+            "m.add(hugectr.DenseLayer(layer_type=hugectr.Layer_t.InnerProduct,"
+            " bottom_names=['d'], top_names=['y'], num_output=1))\n"
+            "m.add(hugectr.DenseLayer(layer_type=hugectr.Layer_t.BinaryCrossEntropyLoss,"
+            " bottom_names=['y', 'l'], top_names=['loss']))\nm.compile()\n")
+    sys.modules.pop("xml.dom.minidom", None)
+    record(write_script(tmp_path, body), graph=tmp_path / "g.json",
+           description=tmp_path / "e.json")
+    assert "xml.dom.minidom" in sys.modules
+    assert "helper_pkg" not in sys.modules and "hugectr" not in sys.modules
