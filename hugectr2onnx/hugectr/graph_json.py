@@ -104,9 +104,9 @@ def parse_graph(doc, file: str, registry: Registry, collection=None) -> Graph:
 
     graph = Graph(data=data, embeddings=embeddings, layers=layers, shapes={},
                   model_name=str(doc.get("model_name", "")), source=file)
-    _check_and_infer(graph, registry, file)
     if collection is not None:
         _check_collection_read(graph, collection, file)
+    _check_and_infer(graph, registry, file)
     return graph
 
 
@@ -117,10 +117,14 @@ def _check_collection_read(graph: Graph, collection, file: str) -> None:
             for b in layer.bottoms}
     unread = [t for t in collection_tops(collection) if t not in read]
     if unread:
+        made = {t for layer in graph.layers for t in layer.tops} | {
+            e.top for e in graph.embeddings} | {graph.data.dense_name, *graph.data.label_names}
+        dangling = sorted(read - made)
+        hint = f"; the layers read {dangling[:10]}, which nothing produces" if dangling else ""
         raise GraphStructureError(
             f"the embedding collection description {collection.path} outputs {unread[:10]}, "
-            f"which no layer of the graph JSON reads (check output.top / lookups[i].top)",
-            file=file, where="layers")
+            f"which no layer of the graph JSON reads (check output.top / lookups[i].top)"
+            f"{hint}", file=file, where="layers")
 
 
 def _listing(unknown: dict[str, list[int]], most: int = 20) -> str:

@@ -218,7 +218,8 @@ def test_collection_inputs_have_one_slot():
 def test_unread_output_and_missing_description():
     desc = parse_description(desc_doc(output={"layout": "batch_major", "top": "other"}),
                              "e.json")
-    with pytest.raises(GraphStructureError, match="reads tensor 'emb', which nothing produces"):
+    with pytest.raises(GraphStructureError, match="outputs \\['other'\\], which no layer .*"
+                       "read \\['emb'\\], which nothing produces"):
         graph_with(desc)
     with pytest.raises(GraphStructureError, match="embedding collection.*--embedding-collection"):
         graph_with(None)
