@@ -43,7 +43,7 @@ def _reshape(kw, where):
 # layer type -> (keywords it reads, function building its JSON fields)
 LAYERS = {
     "MLP": ({"num_outputs", "act_type", "activations", "use_bias", "biases", "num_output"},
-            lambda kw, w: {"mlp_param": {"num_output": int(kw.get("num_output", 0)),
+            lambda kw, w: {"mlp_param": {"num_output": int(kw.get("num_output", 1)),
                                          "num_outputs": list(kw["num_outputs"]), **_acts(kw),
                                          **({"biases": list(kw["biases"])} if kw.get("biases")
                                             else {"use_bias": bool(kw.get("use_bias", True))})}}),
