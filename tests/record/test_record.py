@@ -195,3 +195,37 @@ def test_modules_imported_by_the_script_survive(tmp_path):
            description=tmp_path / "e.json")
     assert "xml.dom.minidom" in sys.modules
     assert "helper_pkg" not in sys.modules and "hugectr" not in sys.modules
+
+
+def test_recorded_json_matches_the_writer(tmp_path):
+    """A DLRM-with-MLP script (as HugeCTR's dlrm_mlp.py writes it) records the same Data and
+    dense blocks as our writer's graph_to_json rendering of the zoo's dlrm_mlp."""
+    from hugectr2onnx import zoo
+    body = (
+        "m = hugectr.Model(hugectr.CreateSolver(), None, None)\n"
+        "m.add(hugectr.Input(label_dim=1, label_name='label', dense_dim=3, dense_name='dense',"
+        " data_reader_sparse_param_array=[hugectr.DataReaderSparseParam('data1', 1, True, 4)]))\n"
+        "m.add(hugectr.SparseEmbedding(embedding_type="
+        "hugectr.Embedding_t.DistributedSlotSparseEmbeddingHash,"
+        " workspace_size_per_gpu_in_mb=2400, embedding_vec_size=4, combiner='sum',"
+        " sparse_embedding_name='sparse_embedding1', bottom_name='data1',"
+        " optimizer=hugectr.CreateOptimizer()))\n"
+        "L, A = hugectr.Layer_t, hugectr.Activation_t\n"
+        "m.add(hugectr.DenseLayer(layer_type=L.MLP, bottom_names=['dense'], top_names=['mlp1'],"
+        " num_outputs=[8, 4], act_type=A.Relu, use_bias=True))\n"
+        "m.add(hugectr.DenseLayer(layer_type=L.Interaction,"
+        " bottom_names=['mlp1', 'sparse_embedding1'], top_names=['interaction1']))\n"
+        "m.add(hugectr.DenseLayer(layer_type=L.MLP, bottom_names=['interaction1'],"
+        " top_names=['mlp2'], num_outputs=[8, 8, 6, 1],"
+        " activations=[A.Relu, A.Relu, A.Relu, A.Non], use_bias=True))\n"
+        "m.add(hugectr.DenseLayer(layer_type=L.BinaryCrossEntropyLoss,"
+        " bottom_names=['mlp2', 'label'], top_names=['loss']))\n"
+        "m.compile()\n")
+    record(write_script(tmp_path, body), graph=tmp_path / "g.json",
+           description=tmp_path / "e.json")
+    got = json.loads((tmp_path / "g.json").read_text())["layers"]
+    want = zoo.dlrm_mlp(**zoo.SMALL["dlrm_mlp"]).graph_json()["layers"]
+    want[0]["sparse"][0].pop("type")  # a field of our writer, not of graph_to_json
+    assert got[0] == want[0]
+    assert got[2:] == want[2:]
+    assert got[1]["sparse_embedding_hparam"]["embedding_vec_size"] == 4
