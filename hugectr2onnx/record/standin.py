@@ -168,6 +168,7 @@ class Model:
     def __init__(self, solver=None, reader_params=None, optimizer=None, *args, **kwargs):
         self.solver = solver or Options()
         self.reader_params = reader_params
+        self.optimizer = optimizer
         self.input: Input | None = None
         self.embeddings: list[SparseEmbedding] = []
         self.collections: list[EmbeddingCollectionConfig] = []

@@ -5,7 +5,8 @@ embedding-collection description."""
 from __future__ import annotations
 
 from ..errors import ConversionError
-from .standin import Model, enum_name
+from ..hugectr.sparse import OPTIMIZER_STATES
+from .standin import Model, Options, enum_name
 
 # DenseLayer keywords that matter for training only
 TRAINING_ONLY = {"compute_config", "weight_init_type", "bias_init_type", "use_regularizer",
@@ -137,21 +138,41 @@ def data_block(model: Model) -> dict:
             "dense": {"top": inp.dense_name, "dense_dim": int(inp.dense_dim)}, "sparse": sparse}
 
 
-def embedding_block(e) -> dict:
+def _optimizer(opt) -> tuple[str, str]:
+    """Type and update type of a CreateOptimizer result (HugeCTR's defaults: Adam, Global)."""
+    kw = vars(opt) if opt is not None else {}
+    return (enum_name(kw.get("optimizer_type"), "Adam"),
+            enum_name(kw.get("update_type"), "Global"))
+
+
+def _gpu_count(solver) -> int:
+    vvgpu = getattr(solver, "vvgpu", None) or [[0]]
+    return sum(len(node) for node in vvgpu)
+
+
+def embedding_block(e, model: Model) -> dict:
+    """As graph_to_json writes it; max_vocabulary_size_global as Model.add computes it:
+    workspace / ((1 + optimizer states) x 4 x vec) per GPU, times the GPU count."""
     kw = vars(e)
     type_name = enum_name(kw.get("embedding_type"), "DistributedSlotSparseEmbeddingHash")
-    hparam = {"workspace_size_per_gpu_in_mb": int(kw.get("workspace_size_per_gpu_in_mb", 0)),
-              "max_vocabulary_size_global": int(kw.get("max_vocabulary_size_global", 0)),
+    opt, update = _optimizer(kw.get("optimizer") if vars(kw.get("optimizer") or Options())
+                             else model.optimizer)
+    states = OPTIMIZER_STATES.get(opt, 0) + (opt == "Adam" and update == "LazyGlobal")
+    mb, vec = int(kw.get("workspace_size_per_gpu_in_mb", 0)), int(kw["embedding_vec_size"])
+    per_gpu = mb * 2 ** 20 // ((1 + states) * 4 * vec)
+    hparam = {"workspace_size_per_gpu_in_mb": mb,
+              "max_vocabulary_size_global": per_gpu * _gpu_count(model.solver),
               "embedding_vec_size": int(kw["embedding_vec_size"]),
               "combiner": kw.get("combiner", "sum")}
     if kw.get("slot_size_array"):
         hparam["slot_size_array"] = list(kw["slot_size_array"])
     return {"type": type_name, "bottom": kw["bottom_name"], "top": kw["sparse_embedding_name"],
-            "sparse_embedding_hparam": hparam}
+            "sparse_embedding_hparam": hparam,
+            "optimizer": {"type": opt, "update_type": update}}
 
 
 def graph_doc(model: Model) -> dict:
-    blocks = [data_block(model)] + [embedding_block(e) for e in model.embeddings]
+    blocks = [data_block(model)] + [embedding_block(e, model) for e in model.embeddings]
     blocks += [dense_block(layer, k) for k, layer in enumerate(model.dense_layers)]
     return {"layers": blocks}
 
