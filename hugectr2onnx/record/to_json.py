@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..errors import ConversionError
 from ..hugectr.sparse import OPTIMIZER_STATES
-from .standin import Model, Options, enum_name
+from .standin import Model, enum_name
 
 # DenseLayer keywords that matter for training only
 TRAINING_ONLY = {"compute_config", "weight_init_type", "bias_init_type", "use_regularizer",
@@ -155,8 +155,8 @@ def embedding_block(e, model: Model) -> dict:
     workspace / ((1 + optimizer states) x 4 x vec) per GPU, times the GPU count."""
     kw = vars(e)
     type_name = enum_name(kw.get("embedding_type"), "DistributedSlotSparseEmbeddingHash")
-    opt, update = _optimizer(kw.get("optimizer") if vars(kw.get("optimizer") or Options())
-                             else model.optimizer)
+    own = kw.get("optimizer")  # HugeCTR falls back to the model's optimizer
+    opt, update = _optimizer(own if own is not None else model.optimizer)
     states = OPTIMIZER_STATES.get(opt, 0) + (opt == "Adam" and update == "LazyGlobal")
     mb, vec = int(kw.get("workspace_size_per_gpu_in_mb", 0)), int(kw["embedding_vec_size"])
     per_gpu = mb * 2 ** 20 // ((1 + states) * 4 * vec)

@@ -149,7 +149,8 @@ def test_stubbed_modules_and_swallowed_exceptions(tmp_path):
 def test_legacy_sparse_embedding_and_hugectr_submodules(tmp_path):
     body = (
         "from hugectr.inference import InferenceParams\n"
-        "m = hugectr.Model(hugectr.CreateSolver(), hugectr.DataReaderParams(), None)\n"
+        "m = hugectr.Model(hugectr.CreateSolver(vvgpu=[[0, 1]]), hugectr.DataReaderParams(),"
+        " hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.SGD))\n"
         "m.add(hugectr.Input(label_dim=1, label_name='l', dense_dim=3, dense_name='d',\n"
         "    data_reader_sparse_param_array=[hugectr.DataReaderSparseParam('s', [2, 1], False,"
         " 2)]))\n"
@@ -168,10 +169,10 @@ def test_legacy_sparse_embedding_and_hugectr_submodules(tmp_path):
     assert res.description_path is None and not (tmp_path / "e.json").exists()
     blocks = json.loads((tmp_path / "g.json").read_text())["layers"]
     assert blocks[1] == {"type": "LocalizedSlotSparseEmbeddingHash", "bottom": "s", "top": "emb",
-                         "optimizer": {"type": "Adam", "update_type": "Global"},
+                         "optimizer": {"type": "SGD", "update_type": "Global"},
                          "sparse_embedding_hparam": {"workspace_size_per_gpu_in_mb": 8,
                                                      "max_vocabulary_size_global":
-                                                     8 * 2 ** 20 // (3 * 4 * 4),
+                                                     2 * (8 * 2 ** 20 // (1 * 4 * 4)),
                                                      "embedding_vec_size": 4,
                                                      "combiner": "mean",
                                                      "slot_size_array": [10, 20]}}
