@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
-import sys
 import types
 
 
@@ -102,4 +101,4 @@ def stub_finder(names) -> StubFinder:
     return StubFinder(names)
 
 
-__all__ = ["Anything", "StubFinder", "mpi4py_modules", "stub_finder", "sys"]
+__all__ = ["Anything", "StubFinder", "mpi4py_modules", "stub_finder"]
