@@ -153,7 +153,8 @@ class Layer:
 
 @dataclass
 class Output:
-    """A model prediction: the inference transform of a loss layer, named after its label."""
+    """A model prediction: the inference transform of a loss layer, named after its label;
+    in a graph without loss layers (an inference graph), a top no layer reads."""
 
     name: str
     shape: Shape
@@ -168,6 +169,7 @@ class Graph:
     outputs: list[Output] = field(default_factory=list)
     model_name: str = ""
     source: str = ""
+    inference: dict = field(default_factory=dict)  # the JSON's "inference" block, if any
 
     def producer_of(self, tensor: str):
         for emb in self.embeddings:

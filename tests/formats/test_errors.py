@@ -13,7 +13,7 @@ import pytest
 
 from hugectr2onnx import converter
 from hugectr2onnx.cli import INTERNAL_ERROR, main
-from hugectr2onnx.errors import (ConversionError, DenseModelError, GraphConfigError,
+from hugectr2onnx.errors import (GraphProblemsError, ConversionError, DenseModelError, GraphConfigError,
                                  GraphStructureError, InputFileError, NonFiniteWeightError,
                                  NtpError, OutputError, SparseModelError, UnsupportedLayerError,
                                  UsageError)
@@ -250,7 +250,9 @@ def test_dangling_tensor(tmp_path):
 def test_duplicated_tensor_name(tmp_path):
     art = save_model(_mlp(), tmp_path)
     edit_graph(art, lambda d: d["layers"][2].update(top="fc1"))
-    expect(GraphStructureError, art, tmp_path, "tensor 'fc1' is produced more than once")
+    e = expect(GraphProblemsError, art, tmp_path, "2 problems",
+               "tensor 'fc1' is produced more than once", "reads tensor 'relu1', which nothing")
+    assert [type(p) for p in e.problems] == [GraphStructureError] * 2
 
 
 def test_cycle(tmp_path):
