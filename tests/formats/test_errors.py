@@ -536,3 +536,33 @@ def test_layer_reading_a_loss_value(tmp_path):
     edit_graph(art, lambda d: d["layers"].append(
         {"type": "BinaryCrossEntropyLoss", "bottom": ["loss", "label"], "top": "loss2"}))
     expect(GraphStructureError, art, tmp_path, "reads 'loss', the value of a loss layer")
+
+
+def test_every_graph_problem_is_reported_at_once(tmp_path):
+    """As in NVIDIA's din_fp32_1gpu.json: two ReduceSum without 'axis', and (added here) a
+    tensor produced twice, so the loss reads a name nothing produces, and a shape that does
+    not fit; one error names all five."""
+    b = (ModelBuilder().input(dense_dim=0, sparse=[dict(top="s", slot_num=3)])
+         .embedding(bottom="s", top="e", vec_size=4)
+         .dense("ReduceSum", "e", "sum1", axis=1)
+         .dense("ReduceSum", "e", "sum2", axis=1)
+         .dense("Concat", ["sum1", "sum2"], "c")
+         .dense("Reshape", "c", "r", leading_dim=8)
+         .dense("InnerProduct", "r", "fc", fc_param={"num_output": 1})
+         .dense("BinaryCrossEntropyLoss", ["fc", "label"], "loss"))
+    art = save_model(b, tmp_path)
+
+    def damage(d):
+        by_top = {l.get("top") if isinstance(l.get("top"), str) else None: l for l in d["layers"]}
+        del by_top["sum1"]["axis"], by_top["sum2"]["axis"]
+        by_top["fc"]["top"] = "r"
+        d["layers"].append({"type": "InnerProduct", "bottom": "e", "top": "x",
+                            "fc_param": {"num_output": 1}})  # 3-D is fine; then:
+        d["layers"].append({"type": "Add", "bottom": ["x", "dense"], "top": "y"})
+    edit_graph(art, damage)
+    e = expect(GraphProblemsError, art, tmp_path, "5 problems", "missing field 'axis'",
+               "'r' is produced more than once", "reads tensor 'fc', which nothing produces",
+               "inputs must have identical shapes")
+    assert len(e.problems) == 5, [p.detail for p in e.problems]
+    assert sum("axis" in p.detail for p in e.problems) == 2
+    assert all(p.file == str(art.graph_config) for p in e.problems)
