@@ -110,6 +110,7 @@ class Embedding:
     optimizer: str = ""
     update_type: str = ""
     slot_size_array: list[int] = field(default_factory=list)
+    solver_gpus: int | None = None  # GPU count of a hand-written config's solver.gpu list
     table: EmbeddingTable | None = None
 
     @property

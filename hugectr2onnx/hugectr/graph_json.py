@@ -109,11 +109,31 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
         broken_tops.update([tops] if isinstance(tops, str) else
                            [t for t in tops if isinstance(t, str)] if isinstance(tops, list) else [])
 
+    with problems.collect():
+        gpus = _solver_gpus(doc, file)
+        for emb in embeddings:
+            emb.solver_gpus = gpus
     graph = Graph(data=data, embeddings=embeddings, layers=layers, shapes={},
                   model_name=str(doc.get("model_name", "")), source=file)
     graph.inference = doc.get("inference") if isinstance(doc.get("inference"), dict) else {}
     _check_and_infer(graph, registry, file, problems, broken_tops)
     return graph
+
+
+def _solver_gpus(doc: dict, file: str) -> int | None:
+    """GPU count of a hand-written (pre-v3.4 style) config: ``solver.gpu`` lists device ids,
+    one list per node for several nodes (``[[0, 1], [0, 1]]`` is four GPUs)."""
+    solver = doc.get("solver")
+    if not isinstance(solver, dict) or "gpu" not in solver:
+        return None
+    ids = solver["gpu"]
+    nodes = ids if isinstance(ids, list) and ids and all(isinstance(n, list) for n in ids) \
+        else [ids]
+    if not all(isinstance(n, list) and n and all(type(i) is int and i >= 0 for i in n)
+               for n in nodes):
+        raise GraphConfigError(f"must be a list of GPU ids (or one list per node), found "
+                               f"{ids!r:.80}", file=file, where="solver.gpu")
+    return sum(len(n) for n in nodes)
 
 
 class Problems:
