@@ -48,6 +48,8 @@ class GraphProblemsError(GraphConfigError):
 
     def __init__(self, problems: list[ConversionError], *, file: str | None = None):
         self.problems = list(problems)
+        # the unsupported layer types among the problems, as UnsupportedLayerError.types
+        self.types = sorted({t for e in self.problems for t in getattr(e, "types", [])})
         listing = "; ".join(f"({k}) {_located(e)}" for k, e in enumerate(self.problems, 1))
         super().__init__(f"{len(self.problems)} problems: {listing}", file=file)
 

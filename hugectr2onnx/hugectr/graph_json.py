@@ -97,15 +97,17 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
     for j in range(i, len(blocks)):
         if registry.get(blocks[j]["type"]) is None:
             unknown.setdefault(blocks[j]["type"], []).append(j)
-    if unknown:  # all of them at once, before any other complaint
-        raise UnsupportedLayerError(f"{len(unknown)} unsupported layer type(s): "
-                                    f"{_listing(unknown)}", types=sorted(unknown), file=file)
+    if unknown:  # all of them as one problem, listed first
+        problems.add(UnsupportedLayerError(f"{len(unknown)} unsupported layer type(s): "
+                                           f"{_listing(unknown)}", types=sorted(unknown),
+                                           file=file))
     layers = []
     for j in range(i, len(blocks)):
-        with problems.collect():
-            layers.append(_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file))
-            continue
-        tops = blocks[j].get("top")
+        if blocks[j]["type"] not in unknown:
+            with problems.collect():
+                layers.append(_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file))
+                continue
+        tops = blocks[j].get("top")  # unknown or broken: names known, shapes not
         broken_tops.update([tops] if isinstance(tops, str) else
                            [t for t in tops if isinstance(t, str)] if isinstance(tops, list) else [])
 

@@ -518,17 +518,18 @@ def test_every_error_class_is_a_conversion_error():
         assert issubclass(cls, ConversionError)
 
 
-def test_unknown_types_reported_before_other_errors_and_listing_is_bounded(tmp_path):
+def test_unknown_types_reported_first_with_other_errors_and_listing_is_bounded(tmp_path):
     art = save_model(_mlp(), tmp_path)
 
     def damage(d):
-        d["layers"][1]["fc_param"]["num_output"] = "abc"  # would be a GraphConfigError
+        d["layers"][1]["fc_param"]["num_output"] = "abc"  # a GraphConfigError, reported too
         d["layers"] += [{"type": f"T{k}", "bottom": "x", "top": f"y{k}"} for k in range(30)]
         d["layers"] += [{"type": "T0", "bottom": "x", "top": f"z{k}"} for k in range(30)]
     edit_graph(art, damage)
-    e = expect(UnsupportedLayerError, art, tmp_path, "30 unsupported layer type(s)",
-               "and 10 more types", "and 11 more)")
+    e = expect(GraphProblemsError, art, tmp_path, "(1) [layers] 30 unsupported layer type(s)",
+               "and 10 more types", "and 11 more)", "(2) [layers[1] (InnerProduct)")
     assert len(e.types) == 30 and len(str(e)) < 2000
+    assert isinstance(e.problems[0], UnsupportedLayerError) and len(e.problems) == 2
 
 
 def test_layer_reading_a_loss_value(tmp_path):
@@ -566,3 +567,16 @@ def test_every_graph_problem_is_reported_at_once(tmp_path):
     assert len(e.problems) == 5, [p.detail for p in e.problems]
     assert sum("axis" in p.detail for p in e.problems) == 2
     assert all(p.file == str(art.graph_config) for p in e.problems)
+
+
+def test_unsupported_types_are_one_problem_among_the_others(tmp_path):
+    art = save_model(_mlp(), tmp_path)
+
+    def damage(d):
+        d["layers"][2]["type"] = "Frobnicate"  # relu1's producer: fc2 still gets no complaint
+        d["layers"][1]["fc_param"] = {"num_output": "three"}
+    edit_graph(art, damage)
+    e = expect(GraphProblemsError, art, tmp_path, "2 problems", "unsupported layer type(s): "
+               "Frobnicate (layers 2)", "num_output' must be an integer")
+    assert e.types == ["Frobnicate"] and isinstance(e.problems[0], UnsupportedLayerError)
+    assert len(e.problems) == 2, [p.detail for p in e.problems]

@@ -218,3 +218,29 @@ def test_an_inference_graph_with_several_problems_reports_them_together():
     text = str(info.value)
     assert "3 problems" in text and "fc_param.num_output" in text
     assert "'relu2' is produced more than once" in text and "'nowhere'" in text
+
+
+@pytest.mark.parametrize("tail", [
+    [("BatchNorm", "fc", "out", {"bn_param": {"eps": 1e-3, "factor": 0.9}})],  # folded
+    [("Slice", "fc", ["a", "b"], {"ranges": [[0, 2], [1, 4]]})],  # two final tops
+    [("FusedInnerProduct", "fc", ["h0", "h1", "h2", "h3"], {"fc_param": {"num_output": 3},
+                                                            "position": "Head"})],
+    [("MultiCross", "fc", "out", {"mc_param": {"num_layers": 2}})],
+    [("Softmax", "fc", "out", {})],
+], ids=["batchnorm", "slice", "fused_head", "multicross", "softmax"])
+def test_final_layers_of_every_kind_are_outputs(roundtrip, tail):
+    """No loss: each kind of last layer becomes an output named after its top, and matches
+    the reference (with every intermediate, through the roundtrip fixture)."""
+    from hugectr2onnx.hugectr.writer import ModelBuilder
+
+    b = ModelBuilder().input(dense_dim=3).dense("InnerProduct", "dense", "fc",
+                                                fc_param={"num_output": 4})
+    for t, bottom, top, params in tail:
+        b.dense(t, bottom, top, **params)
+    report, graph, out, _ = roundtrip(b)
+    tops = tail[-1][2]
+    want = [tops] if isinstance(tops, str) else (tops[:1] if tail[-1][0] == "FusedInnerProduct"
+                                                  else tops)
+    assert [o.name for o in graph.outputs] == want
+    assert sorted(o.name for o in report.outputs) == sorted(want)
+    assert [o.name for o in ort.InferenceSession(str(out)).get_outputs()] == want
