@@ -76,7 +76,9 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
     problems = Problems(file)
     embeddings: list[Embedding] = []
     sparse_by_name = {sp.name: sp for sp in reversed(data.sparse)}  # first wins, as in ir
-    broken_tops: set[str] = set()  # tops of blocks that failed to parse: known, but unshaped
+    # tops of blocks that failed to parse (or have no handler): known names without shapes,
+    # each with the block that produces it
+    broken_tops: dict[str, str] = {}
     i = 1
     while i < len(blocks) and blocks[i]["type"] in EMBEDDING_TYPES:
         with problems.collect():
@@ -85,7 +87,7 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
             i += 1
             continue
         if isinstance(blocks[i].get("top"), str):
-            broken_tops.add(blocks[i]["top"])
+            broken_tops.setdefault(blocks[i]["top"], (i, f"embedding {blocks[i]['type']} #{i}"))
         i += 1
     for j in range(i, len(blocks)):
         if blocks[j]["type"] in EMBEDDING_TYPES + ("Data",):
@@ -108,8 +110,9 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
                 layers.append(_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file))
                 continue
         tops = blocks[j].get("top")  # unknown or broken: names known, shapes not
-        broken_tops.update([tops] if isinstance(tops, str) else
-                           [t for t in tops if isinstance(t, str)] if isinstance(tops, list) else [])
+        for t in [tops] if isinstance(tops, str) else tops if isinstance(tops, list) else []:
+            if isinstance(t, str):
+                broken_tops.setdefault(t, (j, f"layer #{j} {blocks[j]['type']} (top {t})"))
 
     with problems.collect():
         gpus = _solver_gpus(doc, file)
@@ -288,11 +291,11 @@ def _parse_embedding(block: dict, j: int, index: int, sparse_by_name: dict,
 
 
 def _check_and_infer(graph: Graph, registry: Registry, file: str,
-                     problems: Problems | None = None, broken_tops: set | None = None) -> None:
+                     problems: Problems | None = None, broken_tops: dict | None = None) -> None:
     """Validate tensor names, order layers topologically, and infer every shape; all
     problems are collected and raised together."""
     problems = problems or Problems(file)
-    broken_tops = broken_tops or set()
+    broken_tops = broken_tops or {}
     data = graph.data
     shapes = graph.shapes
     produced_by: dict[str, str] = {}
@@ -315,8 +318,11 @@ def _check_and_infer(graph: Graph, registry: Registry, file: str,
         produce(emb.top, f"embedding {emb.type} #{emb.index}", emb.out_shape)
     layer_tops = Counter(t for l in graph.layers for t in l.tops)
     for t, count in layer_tops.items():
-        if count > 1 or t in produced_by:
-            owners = [l.label for l in graph.layers if t in l.tops]
+        if count > 1 or t in produced_by or t in broken_tops:
+            owners = [(l.index, l.label) for l in graph.layers if t in l.tops]
+            if t in broken_tops:  # a block with its own problem produces it too
+                owners.append(broken_tops[t])
+            owners = [label for _, label in sorted(owners)]
             if t in produced_by:
                 owners.insert(0, produced_by[t])
             problems.add(GraphStructureError(f"tensor {t!r} is produced more than once "

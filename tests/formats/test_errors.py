@@ -580,3 +580,33 @@ def test_unsupported_types_are_one_problem_among_the_others(tmp_path):
                "Frobnicate (layers 2)", "num_output' must be an integer")
     assert e.types == ["Frobnicate"] and isinstance(e.problems[0], UnsupportedLayerError)
     assert len(e.problems) == 2, [p.detail for p in e.problems]
+
+
+def test_din_like_swapped_reshape_after_a_broken_layer(tmp_path):
+    """NVIDIA's din_fp32_1gpu.json: ReduceSum and ReduceMean lack 'axis', and the Reshape after
+    the ReduceMean has bottom and top swapped, so the ReduceMean's top is produced twice
+    although that ReduceMean itself failed to parse."""
+    b = (ModelBuilder().input(dense_dim=0, sparse=[dict(top="s", slot_num=3)])
+         .embedding(bottom="s", top="e", vec_size=4)
+         .dense("ReduceSum", "e", "sum1", axis=1)
+         .dense("ReduceMean", "e", "mean1", axis=1)
+         .dense("Reshape", "mean1", "mean_flat", leading_dim=4)
+         .dense("Reshape", "sum1", "sum_flat", leading_dim=4)
+         .dense("Concat", ["sum_flat", "mean_flat"], "c")
+         .dense("InnerProduct", "c", "fc", fc_param={"num_output": 1})
+         .dense("BinaryCrossEntropyLoss", ["fc", "label"], "loss"))
+    art = save_model(b, tmp_path)
+
+    def damage(d):
+        for layer in d["layers"]:
+            if layer["type"] in ("ReduceSum", "ReduceMean"):
+                del layer["axis"]
+            if layer.get("top") == "mean_flat":
+                layer["bottom"], layer["top"] = "mean_flat", "mean1"
+    edit_graph(art, damage)
+    e = expect(GraphProblemsError, art, tmp_path, "missing field 'axis'",
+               "tensor 'mean1' is produced more than once (layer #4 ReduceMean (top mean1); "
+               "layer #5 Reshape (top mean1))", "reads tensor 'mean_flat', which nothing")
+    # (layer #2 is the fan-out Slice of 'e' that graph_to_json inserts)
+    assert [p.where for p in e.problems][:3] == ["layers[3] (ReduceSum).axis",
+                                                 "layers[4] (ReduceMean).axis", "top 'mean1'"]
