@@ -329,6 +329,7 @@ def _check_and_infer(graph: Graph, registry: Registry, file: str,
                                              f"({'; '.join(owners)})", file=file,
                                              where=f"top {t!r}"))
     sparse_names = {sp.name for sp in data.sparse}
+    dangling: set[str] = set()
     for layer in graph.layers:
         for bname in layer.bottoms:
             if bname in sparse_names:
@@ -337,20 +338,23 @@ def _check_and_infer(graph: Graph, registry: Registry, file: str,
                     file=file, where=f"layers[{layer.index}].bottom"))
             elif bname not in produced_by and bname not in layer_tops and \
                     bname not in broken_tops:
+                dangling.add(bname)
                 problems.add(GraphStructureError(
                     f"{layer.label} reads tensor {bname!r}, which nothing produces (embedding "
                     f"collections are not saved in graph JSON)", file=file,
                     where=f"layers[{layer.index}].bottom"))
 
-    _infer_in_order(graph, registry, file, problems)
+    _infer_in_order(graph, registry, file, problems, set(broken_tops) | dangling)
     problems.raise_all()
     _check_labels(graph, registry, file)
     _collect_outputs(graph, registry, file)
 
 
-def _infer_in_order(graph: Graph, registry: Registry, file: str, problems: Problems) -> None:
+def _infer_in_order(graph: Graph, registry: Registry, file: str, problems: Problems,
+                    failed: set[str]) -> None:
     """Kahn's algorithm in linear time, taking the earliest ready layer in JSON order.
-    A layer whose shapes cannot be inferred is reported; the layers after it wait."""
+    A layer whose shapes cannot be inferred is reported; the layers after it wait. ``failed``:
+    tensors whose producers already have a problem."""
     shapes = graph.shapes
     waiting: dict[str, list[int]] = defaultdict(list)
     missing = []
@@ -371,20 +375,37 @@ def _infer_in_order(graph: Graph, registry: Registry, file: str, problems: Probl
             _infer_layer(layer, registry.get(layer.type), shapes, file)
         except GraphConfigError as e:
             problems.add(e)
+            failed.update(layer.tops)
             continue
         for t in layer.tops:
             for pos in waiting.pop(t, ()):
                 missing[pos] -= 1
                 if missing[pos] == 0:
                     heapq.heappush(ready, pos)
-    if len(ordered) < len(graph.layers) and not problems.errors:
-        done = {id(l) for l in ordered}
-        stuck = [l.label for l in graph.layers if id(l) not in done]
+    done = {id(l) for l in ordered}
+    stuck = _cycle_members([l for l in graph.layers if id(l) not in done], failed)
+    if stuck:
+        stuck = [l.label for l in stuck]
         more = f" and {len(stuck) - 5} more" if len(stuck) > 5 else ""
         problems.add(GraphStructureError(f"the layers form a cycle or wait on each other: "
                                          f"{', '.join(stuck[:5])}{more}", file=file,
                                          where="layers"))
     graph.layers = ordered
+
+
+def _cycle_members(waiting: list[Layer], failed: set[str]) -> list[Layer]:
+    """The waiting layers that do not merely wait on a layer with its own problem."""
+    blocked = set(failed)
+    left = list(waiting)
+    changed = True
+    while changed:
+        changed = False
+        for layer in list(left):
+            if any(b in blocked for b in layer.bottoms):
+                blocked.update(layer.tops)
+                left.remove(layer)
+                changed = True
+    return left
 
 
 def _infer_layer(layer: Layer, h, shapes: dict, file: str) -> None:

@@ -610,3 +610,15 @@ def test_din_like_swapped_reshape_after_a_broken_layer(tmp_path):
     # (layer #2 is the fan-out Slice of 'e' that graph_to_json inserts)
     assert [p.where for p in e.problems][:3] == ["layers[3] (ReduceSum).axis",
                                                  "layers[4] (ReduceMean).axis", "top 'mean1'"]
+
+
+def test_a_cycle_is_reported_with_other_problems_and_waiting_is_not_a_cycle(tmp_path):
+    art = save_model(_mlp(), tmp_path)
+
+    def damage(d):
+        d["layers"][1]["bottom"] = "relu1"  # fc1 <-> relu1: a cycle
+        d["layers"][3]["fc_param"] = {}  # fc2: missing num_output; the loss waits on it
+    edit_graph(art, damage)
+    e = expect(GraphProblemsError, art, tmp_path, "2 problems", "missing field",
+               "cycle or wait on each other: layer #1 InnerProduct (top fc1), layer #2 ReLU")
+    assert "BinaryCrossEntropyLoss" not in str(e)  # it only waits on the broken fc2
