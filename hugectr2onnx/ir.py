@@ -110,6 +110,7 @@ class Embedding:
     optimizer: str = ""
     update_type: str = ""
     slot_size_array: list[int] = field(default_factory=list)
+    solver_gpus: int | None = None  # GPU count of a hand-written config's solver.gpu list
     table: EmbeddingTable | None = None
     table_name: str = ""  # embedding collections: lookups may share one named table
 
@@ -159,7 +160,8 @@ class Layer:
 
 @dataclass
 class Output:
-    """A model prediction: the inference transform of a loss layer, named after its label."""
+    """A model prediction: the inference transform of a loss layer, named after its label;
+    in a graph without loss layers (an inference graph), a top no layer reads."""
 
     name: str
     shape: Shape
@@ -174,6 +176,7 @@ class Graph:
     outputs: list[Output] = field(default_factory=list)
     model_name: str = ""
     source: str = ""
+    inference: dict = field(default_factory=dict)  # the JSON's "inference" block, if any
 
     def producer_of(self, tensor: str):
         for emb in self.embeddings:

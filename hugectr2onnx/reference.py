@@ -80,4 +80,5 @@ def run_reference(graph: Graph, feeds: dict[str, np.ndarray], *, padding_key: in
     if keep_all:
         values.update(outputs)
         return values
-    return {o.name: outputs[o.name] for o in graph.outputs}
+    return {o.name: outputs[o.name] if o.name in outputs else values[o.name].astype(np.float32)
+            for o in graph.outputs}

@@ -6,7 +6,7 @@ import argparse
 
 from ..onnx_backend.embedding import TABLE_ORDERS
 from ..onnx_backend.lookup import STRATEGIES as LOOKUPS
-from .common import add_model_args, padding_key
+from .common import add_model_args, model_files, padding_key
 from .verify import add_check_args, check
 
 HELP = "convert a HugeCTR model to ONNX"
@@ -43,6 +43,7 @@ def run(args) -> int:
     from ..converter import convert
     from ..options import ConvertOptions
 
+    model_files(args, want_sparse=args.convert_embedding)
     options = ConvertOptions(
         opset=args.opset, key_type=args.key_type, padding_key=padding_key(args.padding_key),
         lookup=args.lookup, external_data=args.external_data,
