@@ -129,9 +129,8 @@ def parse_graph(doc, file: str, registry: Registry, collection=None) -> Graph:
     graph = Graph(data=data, embeddings=embeddings, layers=layers, shapes={},
                   model_name=str(doc.get("model_name", "")), source=file)
     graph.inference = doc.get("inference") if isinstance(doc.get("inference"), dict) else {}
-    if collection is not None:
-        with problems.collect():
-            _check_collection_read(graph, collection, file)
+    if collection is not None:  # a mis-described collection explains the dangling reads
+        _check_collection_read(graph, collection, file)
     _check_and_infer(graph, registry, file, problems, broken_tops)
     return graph
 
