@@ -47,7 +47,8 @@ def model_metadata(graph, *, convert_embedding: bool, key_type: str, padding_key
             "vec_size": emb.vec_size, "slot_num": emb.slot_num, "max_nnz": emb.max_nnz,
             "num_keys": info.get("keys"), "key_type": key_type,
             "lookup": info.get("strategy"), "padding_key": padding_key,
-            "slot_size_array": list(emb.slot_size_array)})
+            "slot_size_array": list(emb.slot_size_array),
+            "table": getattr(emb, "table_name", "") or emb.top})
     props = {"schema": SCHEMA_VERSION, "version": __version__, "graph_sha256": graph_sha256,
              "data": data, "embeddings": embeddings,
              "outputs": [{"name": o.name, "dim": int(o.shape[-1])} for o in graph.outputs]}
