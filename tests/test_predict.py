@@ -308,3 +308,21 @@ def test_models_that_datasets_cannot_feed(tmp_path, capsys):
         rc = main(["predict", "--onnx", str(model), "--data", str(tmp_path / "a.bin"),
                    "--format", "norm"])
         assert rc == 2 and message in capsys.readouterr().err
+
+
+def test_count_samples_for_progress(tmp_path):
+    from hugectr2onnx.data import count_samples
+    onnx_path = convert(tmp_path, "dlrm")
+    layout = DataLayout.from_onnx(onnx_path)
+    labels, dense, keys = make_samples(layout, dense_ints=True)
+    write_norm(tmp_path / "a.bin", layout, labels, dense, keys, checksum=True)
+    write_norm(tmp_path / "b.bin", layout, labels[:5], dense[:5], [k[:5] for k in keys])
+    write_file_list(tmp_path / "l.txt", [str(tmp_path / "a.bin"), str(tmp_path / "b.bin")])
+    assert count_samples(tmp_path / "l.txt", "norm", layout) == N + 5
+    write_rawasync(tmp_path / "r.bin", layout, labels, dense, keys)
+    assert count_samples(tmp_path / "r.bin", "rawasync", layout) == N
+    pq_list = write_parquet(tmp_path / "pq", layout, labels, dense, keys, files=3)
+    assert count_samples(pq_list, "parquet", layout) == N
+    assert count_samples(tmp_path / "missing.txt", "norm", layout) is None
+    result = predict(onnx_path, tmp_path / "l.txt", "norm", progress=True, num_samples=100)
+    assert result.samples == 100
