@@ -141,7 +141,7 @@ def _load_skeleton(path: Path):
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf's DecodeError and friends
-        raise InputFileError(f"not an ONNX model: {str(e).splitlines()[0]:.200}",
+        raise InputFileError(f"cannot load the model, not ONNX: {str(e).splitlines()[0]:.200}",
                              file=str(path)) from None
     for t in model.graph.initializer:
         if uses_external_data(t):
@@ -151,6 +151,13 @@ def _load_skeleton(path: Path):
                 del t.external_data[:]
                 t.data_location = onnx.TensorProto.DEFAULT
     return model
+
+
+def model_input_names(path) -> list[str]:
+    """The inputs a caller must feed (initializers listed as inputs excluded)."""
+    model = _load_skeleton(Path(os.fspath(path)))
+    consts = {t.name for t in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in consts]
 
 
 # --- graph order ------------------------------------------------------------------------

@@ -54,5 +54,5 @@ def run(args) -> int:
                      args.graph_name, options=options)
     print(report.summary())
     if args.verify:
-        return check(args, args.convert_embedding)
+        return check(args, seen_warnings=report.warnings)
     return 0

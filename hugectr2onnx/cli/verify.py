@@ -3,40 +3,83 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from .common import add_model_args, padding_key
 
-HELP = "compare an ONNX model with the numpy reference"
+HELP = "compare an ONNX model with the numpy reference; name the first diverging layer"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
-    p.add_argument("--onnx", dest="onnx_model_path", required=True, help="converted model")
+    p.add_argument("--onnx", dest="onnx_model_path", required=True,
+                   help="converted model; whether it holds the embedding tables is read from "
+                   "its inputs (--sparse is needed only when it does)")
     add_check_args(p)
+    p.add_argument("--json", action="store_true",
+                   help="print the report as one JSON object instead of text")
+    p.add_argument("--no-locate", dest="locate", action="store_false",
+                   help="on a mismatch, do not rerun with every layer's output exposed to "
+                   "find the first diverging layer")
 
 
 def add_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=64, help="samples per check (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--atol", type=float, default=1e-5,
-                   help="largest absolute difference accepted (default 1e-5)")
+                   help="absolute tolerance (default 1e-5); a value passes when "
+                   "|actual - expected| <= atol + rtol * |expected|, NaN equal to NaN")
+    p.add_argument("--rtol", type=float, default=1e-5,
+                   help="relative tolerance, as numpy.allclose (default 1e-5)")
 
 
 def run(args) -> int:
-    return check(args, args.sparse_models is not None)
+    report = check_report(args)
+    if getattr(args, "json", False):
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.summary())
+    return 0 if report.ok else 1
 
 
-def check(args, convert_embedding: bool) -> int:
-    from ..loader import load_model
-    from ..verify import compare, random_feeds
-
-    pad = padding_key(args.padding_key)
-    graph = load_model(args.graph_config, args.dense_model,
-                       args.sparse_models if convert_embedding else None, args.ntp_file,
-                       key_type=args.key_type, projection_dims=args.projection_dims)
-    feeds = random_feeds(graph, args.batch, convert_embedding=convert_embedding,
-                         seed=args.seed, padding_key=pad)
-    report = compare(graph, args.onnx_model_path, feeds, padding_key=pad,
-                     num_gpus=args.num_gpus, atol=args.atol)
+def check(args, *, seen_warnings=()) -> int:
+    """Verify after ``convert --verify``; warnings already printed are not repeated."""
+    report = check_report(args, seen_warnings=seen_warnings)
     print(report.summary())
     return 0 if report.ok else 1
+
+
+def check_report(args, *, seen_warnings=()):
+    from ..errors import UsageError
+    from ..loader import attach_tables, load_model
+    from ..runners import model_input_names
+    from ..verify import compare, embedding_mode, random_feeds
+
+    pad = padding_key(args.padding_key)
+    notes: list[str] = []
+    graph = load_model(args.graph_config, args.dense_model, None, args.ntp_file,
+                       key_type=args.key_type, projection_dims=args.projection_dims,
+                       warn=notes.append)
+    inputs = model_input_names(args.onnx_model_path)
+    mode = embedding_mode(graph, inputs, file=args.onnx_model_path)
+    if mode == "keys":
+        if args.sparse_models is None:
+            first = next(e.bottom for e in graph.embeddings if e.bottom in inputs)
+            raise UsageError(f"the model looks its embeddings up itself (input {first!r} takes "
+                             f"keys): pass its sparse models with --sparse")
+        attach_tables(graph, args.sparse_models, key_type=args.key_type, warn=notes.append)
+        from ..loader import check_finite
+
+        check_finite(graph, False, notes.append, args.dense_model)
+    elif args.sparse_models is not None:
+        takes = next((e.top for e in graph.embeddings if e.top in inputs), None)
+        why = (f"the model takes embedding vectors (input {takes!r}), its tables are not in it"
+               if takes else "the graph has no embeddings")
+        notes.append(f"--sparse ignored: {why}")
+    feeds = random_feeds(graph, args.batch, convert_embedding=mode == "keys", seed=args.seed,
+                         padding_key=pad)
+    seen = set(seen_warnings)
+    return compare(graph, args.onnx_model_path, feeds, padding_key=pad, num_gpus=args.num_gpus,
+                   atol=args.atol, rtol=getattr(args, "rtol", 0.0),
+                   locate=getattr(args, "locate", True),
+                   warnings=[n for n in dict.fromkeys(notes) if n not in seen])

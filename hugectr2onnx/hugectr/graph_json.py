@@ -8,6 +8,7 @@ import numbers
 from collections import Counter, defaultdict
 
 from ..errors import GraphConfigError, GraphStructureError, UnsupportedLayerError
+from ..hints import did_you_mean
 from ..ir import B, Batch, DataInput, Embedding, Graph, Layer, Output, SparseInput, fmt_shape
 from ..layers.base import MAX_DIM, LayerError, Params, Registry, default_registry
 from .files import read_text
@@ -90,7 +91,8 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
             unknown.setdefault(blocks[j]["type"], []).append(j)
     if unknown:  # all of them at once, before any other complaint
         raise UnsupportedLayerError(f"{len(unknown)} unsupported layer type(s): "
-                                    f"{_listing(unknown)}", types=sorted(unknown), file=file)
+                                    f"{_listing(unknown, registry.types)}",
+                                    types=sorted(unknown), file=file)
     layers = [_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file)
               for j in range(i, len(blocks))]
 
@@ -100,11 +102,12 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
     return graph
 
 
-def _listing(unknown: dict[str, list[int]], most: int = 20) -> str:
+def _listing(unknown: dict[str, list[int]], known: list[str] = (), most: int = 20) -> str:
     def places(idx):
         more = f" and {len(idx) - most} more" if len(idx) > most else ""
         return ", ".join(map(str, idx[:most])) + more
-    items = [f"{t:.80} (layers {places(idx)})" for t, idx in list(unknown.items())[:most]]
+    items = [f"{t:.80} (layers {places(idx)}){did_you_mean(t, known)}"
+             for t, idx in list(unknown.items())[:most]]
     more = f"; and {len(unknown) - most} more types" if len(unknown) > most else ""
     return "; ".join(items) + more
 

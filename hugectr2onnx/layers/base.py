@@ -49,9 +49,23 @@ class Params:
         v = self._lookup(path)
         if v is _MISSING:
             if default is _MISSING:
-                raise LayerError(f"missing field '{path}'", path)
+                raise LayerError(f"missing field '{path}'{self._misspelt(path)}", path)
             return default
         return v
+
+    def _misspelt(self, path: str) -> str:
+        """Names an unknown key of the same block that looks like the missing one."""
+        from ..hints import closest
+
+        parent, _, last = path.rpartition(".")
+        node = self._lookup(parent) if parent else self.block
+        if not isinstance(node, dict):
+            return ""
+        match = closest(last, [k for k in node if k != last])
+        if match is None:
+            return ""
+        where = f"{parent}.{match}" if parent else match
+        return f": found the unknown key '{where}' (a misspelling of '{last}'?)"
 
     def int(self, path: str, default=_MISSING, *, lo: int = 0, hi: int = MAX_DIM) -> int:
         v = self.value(path, default)
