@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -56,6 +57,7 @@ def test_too_short_ntp_list_is_an_error(tmp_path):
 
 def test_missing_ntp_file_is_an_error(tmp_path):
     art = save_model(_bn_model(), tmp_path)
+    os.remove(art.ntp_file)  # otherwise it is found beside the dense file
     with pytest.raises(NtpError, match="running statistics"):
         converter.convert(str(tmp_path / "m.onnx"), art.graph_config, art.dense_model)
 
