@@ -121,7 +121,7 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
     Keyword-only extras come as ``options`` (a ConvertOptions) and/or as keywords of the
     same names (``opset``, ``key_type``, ``padding_key``, ``lookup``, ``external_data``,
     ``external_threshold``, ``projection_dims``, ``num_gpus``, ``strict_finite``,
-    ``progress``, ``table_order``): see ConvertOptions.
+    ``progress``, ``table_order``, ``optimize``): see ConvertOptions.
     """
     o = ConvertOptions.from_kwargs(options, **kwargs)
     start = time.perf_counter()
@@ -151,6 +151,10 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
             result = build_model(graph, **build, emb_opts=_embedding_options(
                 graph, convert_embedding, o.lookup, o.padding_key, o.num_gpus, trust_hash=False,
                 table_order=o.table_order, lookups=lookups))
+        if o.optimize:
+            from .onnx_backend.passes import DEFAULT_PASSES, run_passes
+
+            result, _ = run_passes(result, DEFAULT_PASSES)
     except BaseException:
         if staged is not None:
             staged.discard()

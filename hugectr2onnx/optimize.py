@@ -1,0 +1,216 @@
+"""Optimize a converted ONNX model file: passes, fp16/int8, a check against the original.
+
+The optimized model is written into a temporary folder beside the target, checked there
+against the original (max abs difference; AUC and logloss when labels are given), and only
+then moved into place; ``max_auc_drop`` refuses a model that loses more AUC than that.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputFileError, UsageError
+from .runners import OrtRunner, model_input_names
+
+
+@dataclass
+class ModelCheck:
+    """The optimized model against the original on the same inputs."""
+
+    samples: int
+    source: str
+    max_abs: float
+    auc: tuple[float, float] | None = None  # (original, optimized)
+    logloss: tuple[float, float] | None = None
+
+    @property
+    def auc_drop(self) -> float | None:
+        return None if self.auc is None else self.auc[0] - self.auc[1]
+
+    def lines(self) -> list[str]:
+        rows = [f"  checked on {self.samples} samples of {self.source}: max |diff| of the "
+                f"prediction {self.max_abs:.3g}"]
+        if self.auc is not None:
+            rows.append(f"  AUC {self.auc[0]:.6f} -> {self.auc[1]:.6f} "
+                        f"(delta {self.auc[1] - self.auc[0]:+.2e}); logloss "
+                        f"{self.logloss[0]:.6f} -> {self.logloss[1]:.6f}")
+        return rows
+
+
+@dataclass
+class OptimizeResult:
+    files: list[str]
+    report: object  # passes.OptimizeReport
+    check: ModelCheck | None = None
+    refused: str | None = None  # why nothing was written
+    file_bytes: tuple[int, int] = (0, 0)
+
+    @property
+    def ok(self) -> bool:
+        return self.refused is None
+
+    def summary(self) -> str:
+        lines = ["optimized:"] + self.report.lines()
+        b, a = self.file_bytes
+        if a:
+            lines.append(f"  files {b / 2**20:.2f} MB -> {a / 2**20:.2f} MB ({a / max(b, 1):.2f}x)")
+        if self.check is not None:
+            lines += self.check.lines()
+        if self.refused:
+            lines.append(f"REFUSED: {self.refused}; nothing written")
+        else:
+            lines.append(f"wrote {', '.join(self.files)}")
+        return "\n".join(lines)
+
+
+def auc_score(labels, scores) -> float:
+    """Area under the ROC curve (ties share their average rank)."""
+    y = np.asarray(labels).reshape(-1) > 0.5
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(s.size, dtype=np.float64)
+    sorted_s = s[order]
+    first = np.r_[True, sorted_s[1:] != sorted_s[:-1]]
+    group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], s.size]
+    ranks[order] = ((starts + ends + 1) / 2.0)[group]
+    return float((ranks[y].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def logloss(labels, scores, eps: float = 1e-7) -> float:
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    p = np.clip(np.asarray(scores, dtype=np.float64).reshape(-1), eps, 1 - eps)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def random_model_feeds(path, batch: int, *, seed: int = 0) -> dict:
+    """Inputs from the model's declared types: floats ~ N(0, 1); int64 keys inside the
+    range of a direct lookup (its Clip bounds) when there is one, else in [0, 2^20), which
+    hashed tables mostly miss: pass data for a check that reaches their rows."""
+    import onnx
+    from onnx import numpy_helper
+
+    from .runners import _load_skeleton
+
+    model = _load_skeleton(Path(os.fspath(path)))
+    consts = {t.name: t for t in model.graph.initializer}
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    names = set(model_input_names(path))
+    for vi in model.graph.input:
+        if vi.name not in names:
+            continue
+        t = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else batch for d in t.shape.dim]
+        dims[0] = batch
+        if t.elem_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
+            lo, hi = 0, 1 << 20
+            for n in model.graph.node:
+                if n.op_type == "Clip" and n.input[0] == vi.name and len(n.input) == 3 \
+                        and all(i in consts and not consts[i].external_data for i in n.input[1:]):
+                    lo = int(numpy_helper.to_array(consts[n.input[1]])) + 1
+                    hi = int(numpy_helper.to_array(consts[n.input[2]]))
+            dtype = np.int64 if t.elem_type == onnx.TensorProto.INT64 else np.int32
+            feeds[vi.name] = rng.integers(lo, max(hi, lo + 1), dims).astype(dtype)
+        else:
+            feeds[vi.name] = rng.standard_normal(dims).astype(np.float32)
+    return feeds
+
+
+def npz_feeds(path, onnx_path, label: str | None = None) -> tuple[dict, np.ndarray | None]:
+    """Inputs by name from an .npz file, and the labels (``label``, or the one array that
+    is not an input)."""
+    try:
+        data = dict(np.load(path))
+    except (OSError, ValueError) as e:
+        raise InputFileError(f"cannot read the data: {e}", file=str(path)) from None
+    inputs = model_input_names(onnx_path)
+    missing = [n for n in inputs if n not in data]
+    if missing:
+        raise InputFileError(f"no array {missing[0]!r} for the model's input (arrays: "
+                             f"{sorted(data)})", file=str(path))
+    rest = [k for k in data if k not in inputs]
+    if label is None and len(rest) == 1:
+        label = rest[0]
+    if label is not None and label not in data:
+        raise InputFileError(f"no label array {label!r} (arrays: {sorted(data)})", file=str(path))
+    return {n: data[n] for n in inputs}, (data[label] if label else None)
+
+
+def check_models(original, optimized, feeds: dict, labels=None, *, source: str,
+                 threads: int = 0) -> ModelCheck:
+    a = OrtRunner(original, threads=threads)
+    b = OrtRunner(optimized, threads=threads)
+    out_a, out_b = a.model_outputs[0], b.model_outputs[0]
+    pa = a.run(feeds)[out_a].astype(np.float64)
+    pb = b.run(feeds)[out_b].astype(np.float64)
+    check = ModelCheck(samples=int(pa.shape[0]), source=source,
+                       max_abs=float(np.nanmax(np.abs(pa - pb), initial=0.0)))
+    if labels is not None:
+        check.auc = (auc_score(labels, pa), auc_score(labels, pb))
+        check.logloss = (logloss(labels, pa), logloss(labels, pb))
+    return check
+
+
+def optimize_file(src, dst, *, passes=None, fp16: bool = False, fp16_tables: bool = False,
+                  int8: bool = False, int8_tables: bool = False, per_channel: bool = False,
+                  feeds: dict | None = None, labels=None, source: str = "data",
+                  batch: int = 256, seed: int = 0, check: bool = True,
+                  max_auc_drop: float | None = None,
+                  external_data: str = "auto") -> OptimizeResult:
+    import onnx
+
+    from .hugectr.files import existing_file
+    from .onnx_backend.export import ExportResult, save_model
+    from .onnx_backend.passes import optimize
+
+    src, dst = Path(os.fspath(src)), Path(os.fspath(dst))
+    existing_file(src, "ONNX model")
+    if dst.resolve() == src.resolve():
+        raise UsageError("the output would overwrite the input model")
+    if max_auc_drop is not None and labels is None:
+        raise UsageError("--max-auc-drop needs labelled data (--data)")
+    try:
+        model = onnx.load(str(src))
+    except Exception as e:  # protobuf errors, missing external data
+        raise InputFileError(f"cannot load the model: {str(e).splitlines()[0]:.200}",
+                             file=str(src)) from None
+    result, report = optimize(ExportResult.from_proto(model), passes=passes, fp16=fp16,
+                              fp16_tables_=fp16_tables, int8=int8, int8_tables_=int8_tables,
+                              per_channel=per_channel)
+    del model
+    directory = dst.parent if str(dst.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=directory))
+    try:
+        written = save_model(result, tmp / dst.name, external_data=external_data)
+        out = OptimizeResult(files=[], report=report,
+                             file_bytes=(_file_bytes(src), sum(p.stat().st_size for p in written)))
+        if check:
+            if feeds is None:
+                feeds, source = random_model_feeds(src, batch, seed=seed), "random inputs"
+            out.check = check_models(src, tmp / dst.name, feeds, labels, source=source)
+            drop = out.check.auc_drop
+            if max_auc_drop is not None and drop is not None and not drop <= max_auc_drop:
+                out.refused = f"AUC drops by {drop:.2e}, more than --max-auc-drop {max_auc_drop:g}"
+                return out
+        for p in written:
+            os.replace(p, directory / p.name)
+            out.files.append(str(directory / p.name))
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _file_bytes(path: Path) -> int:
+    data = path.with_name(path.name + ".data")
+    return path.stat().st_size + (data.stat().st_size if data.is_file() else 0)

@@ -1,0 +1,148 @@
+"""optimize: passes, fp16 / int8 (held-out AUC against fp32), the report and the guard."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from hugectr2onnx import converter, zoo
+from hugectr2onnx.cli import main
+from hugectr2onnx.loader import load_model
+from hugectr2onnx.optimize import auc_score, optimize_file
+from hugectr2onnx.verify import random_feeds
+
+
+@pytest.fixture(scope="module")
+def dlrm(tmp_path_factory):
+    """DLRM with BatchNorm, big tables next to a small MLP (as in production)."""
+    d = tmp_path_factory.mktemp("dlrm")
+    builder = zoo.dlrm(slots=8, dense_dim=13, bottom=(64, 32), top=(64, 32))
+    art = zoo.save(builder, d / "hugectr", num_keys=20_000)
+    graph = load_model(art.graph_config, art.dense_model, art.sparse_models, art.ntp_file)
+    path = d / "dlrm.onnx"
+    converter.convert(str(path), art.graph_config, art.dense_model, True, art.sparse_models,
+                      art.ntp_file)
+    heldout = random_feeds(graph, 4096, convert_embedding=True, seed=11, unseen_fraction=0.02)
+    return art, graph, path, heldout
+
+
+def _predict(path, feeds):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})[0].reshape(-1)
+
+
+def _labels(p):
+    return (np.random.default_rng(5).random(p.size) < p).astype(np.float32)
+
+
+def _ops(path):
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def test_convert_applies_default_passes_and_no_optimize_skips(dlrm, tmp_path):
+    art, _, optimized, feeds = dlrm
+    plain = tmp_path / "plain.onnx"
+    converter.convert(str(plain), art.graph_config, art.dense_model, True, art.sparse_models,
+                      art.ntp_file, optimize=False)
+    assert _ops(plain).count("BatchNormalization") == 1
+    assert "BatchNormalization" not in _ops(optimized)
+    assert len(_ops(optimized)) < len(_ops(plain))
+    np.testing.assert_allclose(_predict(optimized, feeds), _predict(plain, feeds),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_optimize_command_reports_counts_sizes_and_check(dlrm, tmp_path, capsys):
+    art, _, _, _ = dlrm
+    plain = tmp_path / "plain.onnx"
+    converter.convert(str(plain), art.graph_config, art.dense_model, True, art.sparse_models,
+                      art.ntp_file, optimize=False)
+    out = tmp_path / "opt.onnx"
+    assert main(["optimize", str(plain), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    before = len(onnx.load(str(plain)).graph.node)
+    after = len(onnx.load(str(out)).graph.node)
+    assert after < before and f"nodes {before} -> {after}" in text
+    assert "fold-batchnorm:" in text and "initializers" in text and "MB" in text
+    assert "max |diff| of the prediction" in text and "wrote" in text
+
+
+def test_unknown_pass_is_a_usage_error(dlrm, tmp_path, capsys):
+    _, _, path, _ = dlrm
+    rc = main(["optimize", str(path), "-o", str(tmp_path / "x.onnx"), "--passes", "fold-batchnom"])
+    assert rc == 2 and "did you mean 'fold-batchnorm'" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_fp16_keeps_io_types_and_auc(dlrm, tmp_path):
+    _, _, path, feeds = dlrm
+    fp16 = tmp_path / "fp16.onnx"
+    tables = tmp_path / "fp16_tables.onnx"
+    optimize_file(path, fp16, fp16=True)
+    result = optimize_file(path, tables, fp16=True, fp16_tables=True)
+    for p in (fp16, tables):
+        onnx.checker.check_model(str(p), full_check=True)
+        sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        types = {i.name: i.type for i in sess.get_inputs() + sess.get_outputs()}
+        assert types == {"dense": "tensor(float)", "data1": "tensor(int64)",
+                         "label": "tensor(float)"}
+    p32, p16 = _predict(path, feeds), _predict(tables, feeds)
+    labels = _labels(p32)
+    assert abs(auc_score(labels, p16) - auc_score(labels, p32)) < 1e-3
+    assert np.abs(p16 - p32).max() < 1e-2
+    size = result.file_bytes[1] / result.file_bytes[0]
+    assert 0.45 < size < 0.6, size  # about half: the int lookup index stays as it is
+
+
+def test_int8_quantizes_matmuls_and_keeps_auc(dlrm, tmp_path):
+    _, _, path, feeds = dlrm
+    int8 = tmp_path / "int8.onnx"
+    result = optimize_file(path, int8, int8=True)
+    ops = _ops(int8)
+    assert "MatMulInteger" in ops and "DynamicQuantizeLinear" in ops and "Gemm" not in ops
+    assert {o.domain for o in onnx.load(str(int8)).opset_import} <= {"", "ai.onnx.ml"}
+    onnx.checker.check_model(str(int8), full_check=True)
+    p32, p8 = _predict(path, feeds), _predict(int8, feeds)
+    labels = _labels(p32)
+    assert abs(auc_score(labels, p8) - auc_score(labels, p32)) < 1e-3
+    assert result.check.max_abs < 5e-2
+
+
+def test_int8_tables_per_row_scales(dlrm, tmp_path):
+    _, _, path, feeds = dlrm
+    out = tmp_path / "int8t.onnx"
+    result = optimize_file(path, out, int8_tables=True)
+    model = onnx.load(str(out))
+    table = next(t for t in model.graph.initializer if t.name.endswith(".table"))
+    scale = next(t for t in model.graph.initializer if t.name.endswith(".row_scale"))
+    assert table.data_type == onnx.TensorProto.INT8
+    assert list(scale.dims) == [table.dims[0], 1]
+    assert result.file_bytes[1] / result.file_bytes[0] < 0.4
+    p32, pq = _predict(path, feeds), _predict(out, feeds)
+    labels = _labels(p32)
+    assert abs(auc_score(labels, pq) - auc_score(labels, p32)) < 1e-3
+
+
+def test_max_auc_drop_refuses_and_writes_nothing(dlrm, tmp_path, capsys):
+    _, _, path, feeds = dlrm
+    data = tmp_path / "heldout.npz"
+    p32 = _predict(path, feeds)
+    np.savez(data, dense=feeds["dense"], data1=feeds["data1"], label=_labels(p32))
+    out = tmp_path / "int8.onnx"
+    rc = main(["optimize", str(path), "-o", str(out), "--int8", "--data", str(data),
+               "--max-auc-drop", "-0.5"])  # demands a gain of 0.5: always refused
+    text = capsys.readouterr().out
+    assert rc == 1 and "REFUSED" in text and "AUC" in text
+    assert list(tmp_path.iterdir()) == [data]
+    rc = main(["optimize", str(path), "-o", str(out), "--int8", "--data", str(data),
+               "--max-auc-drop", "1e-3"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "AUC" in text and "logloss" in text and out.exists()
+
+
+def test_auc_with_ties_matches_pairs():
+    y = np.array([0, 0, 1, 1, 0, 1], np.float32)
+    s = np.array([0.1, 0.4, 0.4, 0.8, 0.8, 0.9])
+    pairs = [(i, j) for i in range(6) for j in range(6) if y[i] == 1 and y[j] == 0]
+    expected = sum(1.0 if s[i] > s[j] else 0.5 if s[i] == s[j] else 0.0
+                   for i, j in pairs) / len(pairs)
+    assert auc_score(y, s) == pytest.approx(expected)
