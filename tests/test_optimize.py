@@ -146,3 +146,21 @@ def test_auc_with_ties_matches_pairs():
     expected = sum(1.0 if s[i] > s[j] else 0.5 if s[i] == s[j] else 0.0
                    for i, j in pairs) / len(pairs)
     assert auc_score(y, s) == pytest.approx(expected)
+
+
+def test_fold_constants_pass_is_portable(tmp_path):
+    art = zoo.save(zoo.dcn(**zoo.SMALL["dcn"]), tmp_path / "dcn")
+    path = tmp_path / "plain.onnx"  # as emitted: Dropout and fan-out copies are Identities
+    converter.convert(str(path), art.graph_config, art.dense_model, True, art.sparse_models,
+                      art.ntp_file, optimize=False)
+    graph = load_model(art.graph_config, art.dense_model, art.sparse_models, art.ntp_file)
+    feeds = random_feeds(graph, 64, convert_embedding=True, seed=2)
+    out = tmp_path / "folded.onnx"
+    result = optimize_file(path, out, passes=["fold-constants", "dead-nodes"])
+    steps = dict(result.report.steps)
+    assert steps["fold-constants"] >= 4 and "Identity" not in _ops(out)
+    assert result.report.after.nodes == result.report.before.nodes - steps["fold-constants"]
+    model = onnx.load(str(out))
+    assert {o.domain for o in model.opset_import} <= {"", "ai.onnx.ml"}
+    onnx.checker.check_model(model, full_check=True)
+    np.testing.assert_allclose(_predict(out, feeds), _predict(path, feeds), rtol=1e-6, atol=1e-7)
