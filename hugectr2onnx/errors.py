@@ -69,3 +69,8 @@ class UsageError(ConversionError):
     """Options that contradict each other or the model."""
 
     exit_code = 2
+
+
+class DatasetError(ConversionError):
+    """A dataset file (Norm, Raw, RawAsync, Parquet) is malformed or does not fit the model;
+    ``where`` names the record, row, column or field."""

@@ -18,7 +18,9 @@ class ConvertOptions:
     tables ("slot": in the index's slot order, one random read less per lookup; "file":
     streamed as stored; "auto": slot order up to 4 GiB or a quarter of the RAM);
     ``optimize``: apply the default ONNX passes (BatchNorm folding, Identity bypass,
-    dead-node removal; onnx_backend/passes)."""
+    dead-node removal; onnx_backend/passes);
+    ``slot_size_array``: the Parquet reader's per-column vocabulary sizes of the training
+    run, recorded in the model's metadata so that ``predict`` adds the same key offsets."""
 
     opset: int = DEFAULT_OPSET
     key_type: str = "I64"
@@ -32,6 +34,7 @@ class ConvertOptions:
     progress: bool | None = None
     table_order: str = "auto"
     optimize: bool = True
+    slot_size_array: tuple | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -21,6 +21,8 @@ COMMANDS = {  # command name -> module of this package
     "convert": "convert",
     "verify": "verify",
     "optimize": "optimize",
+    "predict": "predict",
+    "inspect": "inspect",
 }
 
 
