@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputFileError, UsageError
+from .metrics import auc, logloss
 from .runners import OrtRunner, model_input_names
+from .samples import npz_samples, pick_inputs, read_samples
 
 
 @dataclass
@@ -70,27 +72,9 @@ class OptimizeResult:
 
 
 def auc_score(labels, scores) -> float:
-    """Area under the ROC curve (ties share their average rank)."""
-    y = np.asarray(labels).reshape(-1) > 0.5
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    pos, neg = int(y.sum()), int((~y).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(s.size, dtype=np.float64)
-    sorted_s = s[order]
-    first = np.r_[True, sorted_s[1:] != sorted_s[:-1]]
-    group = np.cumsum(first) - 1
-    starts = np.flatnonzero(first)
-    ends = np.r_[starts[1:], s.size]
-    ranks[order] = ((starts + ends + 1) / 2.0)[group]
-    return float((ranks[y].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
-
-
-def logloss(labels, scores, eps: float = 1e-7) -> float:
-    y = np.asarray(labels, dtype=np.float64).reshape(-1)
-    p = np.clip(np.asarray(scores, dtype=np.float64).reshape(-1), eps, 1 - eps)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    """ROC AUC (metrics.auc); NaN when only one class is present."""
+    value = auc(labels, scores)
+    return float("nan") if value is None else value
 
 
 def random_model_feeds(path, batch: int, *, seed: int = 0) -> dict:
@@ -127,24 +111,31 @@ def random_model_feeds(path, batch: int, *, seed: int = 0) -> dict:
     return feeds
 
 
-def npz_feeds(path, onnx_path, label: str | None = None) -> tuple[dict, np.ndarray | None]:
-    """Inputs by name from an .npz file, and the labels (``label``, or the one array that
-    is not an input)."""
-    try:
-        data = dict(np.load(path))
-    except (OSError, ValueError) as e:
-        raise InputFileError(f"cannot read the data: {e}", file=str(path)) from None
+def model_samples(onnx_path, source, fmt: str, count: int, label: str | None = None
+                  ) -> tuple[dict, np.ndarray | None]:
+    """The model's inputs and labels for the first ``count`` samples of a dataset (the
+    layout from the model's metadata) or of an .npz file (arrays named after the inputs;
+    the label is ``label``, or the one other array)."""
     inputs = model_input_names(onnx_path)
-    missing = [n for n in inputs if n not in data]
-    if missing:
-        raise InputFileError(f"no array {missing[0]!r} for the model's input (arrays: "
-                             f"{sorted(data)})", file=str(path))
-    rest = [k for k in data if k not in inputs]
-    if label is None and len(rest) == 1:
-        label = rest[0]
-    if label is not None and label not in data:
-        raise InputFileError(f"no label array {label!r} (arrays: {sorted(data)})", file=str(path))
-    return {n: data[n] for n in inputs}, (data[label] if label else None)
+    if fmt == "npz":
+        data, _ = npz_samples(source, count)
+        feeds = pick_inputs(data, inputs, str(source))
+        rest = [k for k in data if k not in inputs]
+        label = label or (rest[0] if len(rest) == 1 else None)
+        if label is not None and label not in data:
+            raise InputFileError(f"no label array {label!r} (arrays: {sorted(data)})",
+                                 file=str(source))
+        return feeds, (data[label] if label else None)
+    from .data import DataLayout
+
+    feeds, labels = read_samples(source, fmt, DataLayout.from_onnx(onnx_path), count)
+    feeds = pick_inputs(feeds, inputs, str(source))
+    if not labels:
+        return feeds, None
+    name = label or OrtRunner(onnx_path).model_outputs[0]
+    if name not in labels:
+        raise UsageError(f"no label {name!r} in the data (labels: {sorted(labels)})")
+    return feeds, labels[name]
 
 
 def check_models(original, optimized, feeds: dict, labels=None, *, source: str,

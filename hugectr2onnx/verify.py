@@ -88,8 +88,28 @@ def divergence_lines(div: Divergence, atol: float, rtol: float) -> list[str]:
     return lines
 
 
-def embedding_mode(graph: Graph, input_names, *, file: str = "") -> str:
-    """'keys', 'vectors' or 'none', from the ONNX model's input names."""
+def declared_inputs(onnx_path) -> str | None:
+    """What the model's hugectr2onnx metadata says its inputs are ('keys' or
+    'embedding_vectors'), None when it carries none."""
+    from .onnx_backend.metadata import read_metadata
+
+    data = read_metadata(onnx_path).get("data")
+    return data.get("inputs") if isinstance(data, dict) else None
+
+
+def embedding_mode(graph: Graph, input_names, *, file: str = "", declared: str | None = None
+                   ) -> str:
+    """'keys', 'vectors' or 'none', from the ONNX model's input names; ``declared`` (the
+    metadata's 'keys'/'embedding_vectors') must agree with them."""
+    mode = _mode_from_inputs(graph, input_names, file)
+    expected = {"keys": "keys", "embedding_vectors": "vectors"}.get(declared or "")
+    if expected and mode != "none" and mode != expected:
+        raise InputFileError(f"the model's metadata says its inputs are {declared}, but its "
+                             f"inputs are {list(input_names)}", file=file)
+    return mode
+
+
+def _mode_from_inputs(graph: Graph, input_names, file: str) -> str:
     inputs = list(input_names)
     keys = [e.bottom for e in graph.embeddings if e.bottom in inputs]
     vectors = [e.top for e in graph.embeddings if e.top in inputs]

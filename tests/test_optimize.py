@@ -139,15 +139,6 @@ def test_max_auc_drop_refuses_and_writes_nothing(dlrm, tmp_path, capsys):
     assert rc == 0 and "AUC" in text and "logloss" in text and out.exists()
 
 
-def test_auc_with_ties_matches_pairs():
-    y = np.array([0, 0, 1, 1, 0, 1], np.float32)
-    s = np.array([0.1, 0.4, 0.4, 0.8, 0.8, 0.9])
-    pairs = [(i, j) for i in range(6) for j in range(6) if y[i] == 1 and y[j] == 0]
-    expected = sum(1.0 if s[i] > s[j] else 0.5 if s[i] == s[j] else 0.0
-                   for i, j in pairs) / len(pairs)
-    assert auc_score(y, s) == pytest.approx(expected)
-
-
 def test_fold_constants_pass_is_portable(tmp_path):
     art = zoo.save(zoo.dcn(**zoo.SMALL["dcn"]), tmp_path / "dcn")
     path = tmp_path / "plain.onnx"  # as emitted: Dropout and fan-out copies are Identities
@@ -164,3 +155,32 @@ def test_fold_constants_pass_is_portable(tmp_path):
     assert {o.domain for o in model.opset_import} <= {"", "ai.onnx.ml"}
     onnx.checker.check_model(model, full_check=True)
     np.testing.assert_allclose(_predict(out, feeds), _predict(path, feeds), rtol=1e-6, atol=1e-7)
+
+
+def _norm_dataset(path, onnx_path, feeds, labels):
+    from hugectr2onnx.data import DataLayout
+    from hugectr2onnx.data.writers import write_norm
+
+    layout = DataLayout.from_onnx(onnx_path)
+    write_norm(path, layout, labels.reshape(-1, 1), feeds["dense"], [feeds["data1"]])
+    return path
+
+
+def test_guard_on_a_hugectr_norm_dataset(dlrm, tmp_path, capsys):
+    _, _, path, feeds = dlrm
+    labels = _labels(_predict(path, feeds))
+    data = _norm_dataset(tmp_path / "heldout.bin", path, feeds, labels)
+    out = tmp_path / "int8.onnx"
+    rc = main(["optimize", str(path), "-o", str(out), "--int8", "--int8-tables",
+               "--data", str(data), "--format", "norm", "--max-auc-drop", "1e-3"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert f"checked on 4096 samples of {data}" in text and "AUC" in text
+    line = next(l for l in text.splitlines() if "AUC" in l)
+    before, after = (float(x) for x in line.split("AUC ")[1].split(" (")[0].split(" -> "))
+    p32 = _predict(path, feeds)
+    assert before == pytest.approx(auc_score(labels, p32), abs=1e-6)
+    assert abs(after - before) < 1e-3
+    assert main(["optimize", str(path), "-o", str(tmp_path / "y.onnx"), "--max-auc-drop",
+                 "0.01"]) == 2
+    assert "--data" in capsys.readouterr().err

@@ -143,3 +143,26 @@ def test_swapped_tables_warn(tmp_path, capsys):
                "--sparse", *art.sparse_models, "--convert-embedding",
                "-o", str(tmp_path / "ok.onnx")])
     assert rc == 0 and "named as embedding" not in capsys.readouterr().out
+
+
+def test_verify_on_dataset_samples(dcn, tmp_path, capsys):
+    """--data: real samples, for a model with tables and for one fed embedding vectors
+    (their keys looked up in --sparse by the reference)."""
+    from hugectr2onnx.data import DataLayout
+    from hugectr2onnx.data.writers import write_norm
+    from hugectr2onnx.loader import load_model
+    from hugectr2onnx.verify import random_feeds
+
+    art, with_tables, without = dcn
+    graph = load_model(art.graph_config, art.dense_model, art.sparse_models)
+    feeds = random_feeds(graph, 40, convert_embedding=True, seed=9)
+    layout = DataLayout.from_onnx(with_tables)
+    data = tmp_path / "samples.bin"
+    write_norm(data, layout, np.zeros((40, 1), np.float32), feeds["dense"], [feeds["data1"]])
+    for model in (with_tables, without):
+        assert _verify(art, model, "--data", str(data), "--format", "norm", "--batch", "32") == 0
+        out = capsys.readouterr().out
+        assert f"verified batch 32 of {data}" in out and out.strip().endswith(
+            "rtol 1e-05") and "PASS" in out.splitlines()[-1]
+    assert _verify(art, without, "--data", str(data), "--format", "norm", sparse=False) == 2
+    assert "--sparse" in capsys.readouterr().err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..samples import SAMPLE_FORMATS
+
 HELP = "optimize an ONNX model: graph passes, fp16 or int8; checked against the original"
 
 
@@ -30,11 +32,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-channel", action="store_true",
                    help="with --int8, one weight scale per output column")
     p.add_argument("--data", default=None,
-                   help="inputs for the check: an .npz with one array per model input and "
-                   "optionally a label array (default: random inputs)")
+                   help="labelled samples for the check (default: random inputs): a HugeCTR "
+                   "dataset (Norm/Raw file list or file, Parquet _file_list.txt), or an .npz "
+                   "with one array per model input and a label array")
+    p.add_argument("--format", dest="fmt", choices=SAMPLE_FORMATS, default=None,
+                   help="format of --data (default: npz for a .npz file)")
+    p.add_argument("--num-samples", type=int, default=16384,
+                   help="samples of --data to check on (default 16384)")
     p.add_argument("--label", default=None,
-                   help="name of the label array in --data (default: the one array that is "
-                   "not a model input)")
+                   help="label to compare on (default: the model's first output; for npz, "
+                   "the one array that is not a model input)")
     p.add_argument("--max-auc-drop", type=float, default=None,
                    help="refuse to write the model when its AUC on --data is lower than the "
                    "original's by more than this")
@@ -48,11 +55,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..optimize import npz_feeds, optimize_file
+    from ..errors import UsageError
+    from ..optimize import model_samples, optimize_file
 
     feeds = labels = None
     if args.data is not None:
-        feeds, labels = npz_feeds(args.data, args.input, args.label)
+        fmt = args.fmt or ("npz" if str(args.data).endswith(".npz") else None)
+        if fmt is None:
+            raise UsageError("--data needs --format (one of "
+                             f"{', '.join(SAMPLE_FORMATS)})")
+        feeds, labels = model_samples(args.input, args.data, fmt, args.num_samples, args.label)
+    elif args.max_auc_drop is not None:
+        raise UsageError("--max-auc-drop needs labelled data: pass --data and --format")
     result = optimize_file(args.input, args.output, passes=args.passes, fp16=args.fp16,
                            fp16_tables=args.fp16_tables, int8=args.int8,
                            int8_tables=args.int8_tables, per_channel=args.per_channel,
