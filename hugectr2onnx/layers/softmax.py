@@ -13,9 +13,7 @@ import numpy as np
 
 from ..ir import fmt_shape
 from .base import LayerHandler, require
-
-MASK_PENALTY = 10000.0
-DENOMINATOR_EPS = 1e-6
+from .functions import MASK_PENALTY, emit_masked_softmax, masked_softmax
 
 
 class Softmax(LayerHandler):
@@ -45,9 +43,7 @@ class Softmax(LayerHandler):
         # which shows in fully masked rows.
         f32 = np.float32
         z = (f32(layer.params["factor"]) * x - (f32(1) - mask) * f32(MASK_PENALTY))
-        z = z.astype(np.float64)
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return [(e / (e.sum(axis=-1, keepdims=True) + DENOMINATOR_EPS)).astype(np.float32)]
+        return [masked_softmax(z).astype(np.float32)]
 
     def to_onnx(self, layer, g):
         top = layer.tops[0]
@@ -55,13 +51,7 @@ class Softmax(LayerHandler):
             g.node("Softmax", layer.bottoms, top, axis=-1)
             return
         x, mask = layer.bottoms
-        scaled = g.node("Mul", [x, g.const(np.float32(layer.params["factor"]))])
-        penalty = g.node("Mul", [g.node("Sub", [g.const(np.float32(1.0)), mask]),
-                                 g.const(np.float32(MASK_PENALTY))])
-        z = g.node("Sub", [scaled, penalty], hint=f"{top}/logits")
-        e = g.node("Exp", [g.node("Sub", [z, g.reduce("ReduceMax", z, [-1])])])
-        total = g.node("Add", [g.reduce("ReduceSum", e, [-1]), g.const(np.float32(DENOMINATOR_EPS))])
-        g.node("Div", [e, total], top)
+        emit_masked_softmax(g, x, mask, factor=layer.params["factor"], out=top, hint=top)
 
 
 HANDLERS = [Softmax()]
