@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import InputFileError, UsageError
 from .metrics import auc, logloss
+from .progress import Stages
 from .runners import OrtRunner, model_input_names
 from .samples import npz_samples, pick_inputs, read_samples
 
@@ -157,8 +158,8 @@ def optimize_file(src, dst, *, passes=None, fp16: bool = False, fp16_tables: boo
                   int8: bool = False, int8_tables: bool = False, per_channel: bool = False,
                   feeds: dict | None = None, labels=None, source: str = "data",
                   batch: int = 256, seed: int = 0, check: bool = True,
-                  max_auc_drop: float | None = None,
-                  external_data: str = "auto") -> OptimizeResult:
+                  max_auc_drop: float | None = None, external_data: str = "auto",
+                  progress: bool | None = None) -> OptimizeResult:
     import onnx
 
     from .hugectr.files import existing_file
@@ -171,25 +172,30 @@ def optimize_file(src, dst, *, passes=None, fp16: bool = False, fp16_tables: boo
         raise UsageError("the output would overwrite the input model")
     if max_auc_drop is not None and labels is None:
         raise UsageError("--max-auc-drop needs labelled data (--data)")
+    stages, floats = Stages(progress), _file_bytes(src) // 4
     try:
-        model = onnx.load(str(src))
+        with stages.stage(f"loading {src.name}", floats):
+            model = onnx.load(str(src))
     except Exception as e:  # protobuf errors, missing external data
         raise InputFileError(f"cannot load the model: {str(e).splitlines()[0]:.200}",
                              file=str(src)) from None
-    result, report = optimize(ExportResult.from_proto(model), passes=passes, fp16=fp16,
-                              fp16_tables_=fp16_tables, int8=int8, int8_tables_=int8_tables,
-                              per_channel=per_channel)
+    with stages.stage("optimizing", floats):
+        result, report = optimize(ExportResult.from_proto(model), passes=passes, fp16=fp16,
+                                  fp16_tables_=fp16_tables, int8=int8,
+                                  int8_tables_=int8_tables, per_channel=per_channel)
     del model
     directory = dst.parent if str(dst.parent) else Path(".")
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=directory))
     try:
-        written = save_model(result, tmp / dst.name, external_data=external_data)
+        written = save_model(result, tmp / dst.name, external_data=external_data,
+                             progress=progress)
         out = OptimizeResult(files=[], report=report,
                              file_bytes=(_file_bytes(src), sum(p.stat().st_size for p in written)))
         if check:
             if feeds is None:
                 feeds, source = random_model_feeds(src, batch, seed=seed), "random inputs"
-            out.check = check_models(src, tmp / dst.name, feeds, labels, source=source)
+            with stages.stage("checking against the original", floats):
+                out.check = check_models(src, tmp / dst.name, feeds, labels, source=source)
             drop = out.check.auc_drop
             if max_auc_drop is not None and drop is not None and not drop <= max_auc_drop:
                 out.refused = f"AUC drops by {drop:.2e}, more than --max-auc-drop {max_auc_drop:g}"

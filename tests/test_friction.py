@@ -117,3 +117,21 @@ def test_package_metadata_is_clean(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "hugectr2onnx/py.typed" in names
     assert any(n.endswith("licenses/LICENSE") or n.endswith("/LICENSE") for n in names)
+
+
+def test_stage_messages_with_progress_only(tmp_path, capsys):
+    from hugectr2onnx import converter, zoo
+
+    art = zoo.save(zoo.dcn(**zoo.SMALL["dcn"]), tmp_path / "dcn")
+    converter.convert(str(tmp_path / "a.onnx"), art.graph_config, art.dense_model, True,
+                      art.sparse_models, progress=True)
+    err = capsys.readouterr().err
+    assert "hugectr2onnx: checking keys and building lookups of 200 keys ..." in err
+    assert "building lookups of 200 keys: done in" in err
+    converter.convert(str(tmp_path / "b.onnx"), art.graph_config, art.dense_model, True,
+                      art.sparse_models)  # stderr is not a terminal here: quiet
+    assert capsys.readouterr().err == ""
+    assert main(["optimize", str(tmp_path / "a.onnx"), "-o", str(tmp_path / "c.onnx"),
+                 "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "hugectr2onnx: optimizing ..." in err and "checking against the original" in err

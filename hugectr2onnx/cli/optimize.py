@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip running both models after optimizing")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="stage messages and progress bars on stderr (default: only when it "
+                   "is a terminal, and for big models)")
     p.add_argument("--external-data", choices=("auto", "always", "never"), default="auto",
                    help="tensors in a .data file: auto switches above ~1.8 GB")
 
@@ -72,6 +75,6 @@ def run(args) -> int:
                            int8_tables=args.int8_tables, per_channel=args.per_channel,
                            feeds=feeds, labels=labels, source=str(args.data), batch=args.batch,
                            seed=args.seed, check=args.check, max_auc_drop=args.max_auc_drop,
-                           external_data=args.external_data)
+                           external_data=args.external_data, progress=args.progress)
     print(result.summary())
     return 0 if result.ok else 1
