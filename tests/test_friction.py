@@ -135,3 +135,17 @@ def test_stage_messages_with_progress_only(tmp_path, capsys):
                  "--progress"]) == 0
     err = capsys.readouterr().err
     assert "hugectr2onnx: optimizing ..." in err and "checking against the original" in err
+
+
+def test_examples_pycache_is_ignored():
+    """make demo imports examples/ modules; their __pycache__ must not show in git status."""
+    import shutil
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    probe = "examples/__pycache__/demo.cpython-311.pyc"
+    out = subprocess.run(["git", "check-ignore", "-q", "--no-index", probe], cwd=ROOT)
+    assert out.returncode == 0, "examples/__pycache__ is not ignored"
+    kept = subprocess.run(["git", "check-ignore", "-q", "--no-index", "examples/demo.py"],
+                          cwd=ROOT)
+    assert kept.returncode == 1, "examples/demo.py must stay tracked"
