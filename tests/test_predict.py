@@ -255,3 +255,37 @@ def test_convert_summary_lists_io(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "input data1: int64 [batch, 4, 1]" in out and "output label: float32 [batch, 1]" in out
     assert read_metadata(tmp_path / "m.onnx")["data"]["slot_size_array"] == [3, 4]
+
+
+def test_parquet_two_labels_and_no_labels(tmp_path):
+    """mmoe: two labels, split in the model's (sorted) order; without label columns the
+    predictions still come, with no metrics."""
+    onnx_path = convert(tmp_path, "mmoe_parquet")
+    layout = DataLayout.from_onnx(onnx_path)
+    assert layout.label_names == ("50k_label", "married_label")
+    labels, dense, keys = make_samples(layout)
+    labels[:, 1] = 1 - labels[:, 1]  # the two label columns differ
+    file_list = write_parquet(tmp_path / "pq", layout, labels, dense, keys, files=2)
+    result = predict(onnx_path, file_list, "parquet", batch_size=BATCH)
+    want = ort_reference(onnx_path, layout, dense, keys)
+    for j, name in enumerate(layout.label_names):
+        np.testing.assert_allclose(result.outputs[name], want[name], atol=1e-6)
+        auc = sklearn_metrics.roc_auc_score(labels[:, j], want[name].ravel())
+        assert result.metrics[name]["auc"] == pytest.approx(auc, abs=1e-6)
+    unlabeled = write_parquet(tmp_path / "pq2", layout, None, dense, keys)
+    bare = predict(onnx_path, unlabeled, "parquet", batch_size=BATCH)
+    assert bare.metrics == {} and bare.labels is None and bare.samples == N
+    assert "no labels" in bare.summary()
+
+
+def test_inspect_external_data(tmp_path):
+    from hugectr2onnx.inspection import inspect_model
+    art = zoo.save(zoo.MODELS["dlrm"](**zoo.SMALL["dlrm"]), tmp_path / "m")
+    out = tmp_path / "ext.onnx"
+    converter.convert(str(out), art.graph_config, art.dense_model, True, art.sparse_models,
+                      art.ntp_file, external_data="always")
+    info = inspect_model(out)
+    files = info["external_data"]
+    assert [f["file"] for f in files] == ["ext.onnx.data"] and files[0]["exists"]
+    assert files[0]["tensor_bytes"] >= info["initializers"]["table_bytes"] > 0
+    assert files[0]["file_bytes"] >= files[0]["tensor_bytes"]

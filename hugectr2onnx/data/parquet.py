@@ -211,10 +211,11 @@ class ParquetReader:
 
 
 def _as_keys(values: np.ndarray) -> np.ndarray:
-    """Key column values as int64 (uint32 zero-extended; uint64 as its bit pattern)."""
-    if values.dtype == np.uint64:
-        return values.view(np.int64)
-    return values.astype(np.int64)
+    """Key column values as the model's int64: 32-bit columns are the run's uint32 keys
+    (zero-extended, int32 ones too), 64-bit ones keep their bit pattern."""
+    if values.dtype.itemsize == 4:
+        return values.view(np.uint32).astype(np.int64)
+    return values.view(np.int64) if values.dtype == np.uint64 else values.astype(np.int64)
 
 
 def _list_lengths(col) -> np.ndarray:
