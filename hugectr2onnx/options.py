@@ -20,7 +20,9 @@ class ConvertOptions:
     ``optimize``: apply the default ONNX passes (BatchNorm folding, Identity bypass,
     dead-node removal; onnx_backend/passes);
     ``slot_size_array``: the Parquet reader's per-column vocabulary sizes of the training
-    run, recorded in the model's metadata so that ``predict`` adds the same key offsets."""
+    run, recorded in the model's metadata so that ``predict`` adds the same key offsets;
+    ``embedding_collection``: the description file of an embedding collection
+    (docs/embedding_collection.md), whose tables are then always converted."""
 
     opset: int = DEFAULT_OPSET
     key_type: str = "I64"
@@ -35,6 +37,7 @@ class ConvertOptions:
     table_order: str = "auto"
     optimize: bool = True
     slot_size_array: tuple | None = None
+    embedding_collection: str | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

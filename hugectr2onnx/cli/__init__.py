@@ -23,6 +23,7 @@ COMMANDS = {  # command name -> module of this package
     "optimize": "optimize",
     "predict": "predict",
     "inspect": "inspect",
+    "record": "record",
 }
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..samples import SAMPLE_FORMATS
-from .common import add_model_args, padding_key
+from .common import add_model_args, model_files, padding_key
 
 HELP = "compare an ONNX model with the numpy reference; name the first diverging layer"
 
@@ -40,12 +40,28 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ..runners import model_input_names
+
+    inputs = model_input_names(args.onnx_model_path)  # a broken model fails here, typed
+    model_files(args, want_sparse=_takes_keys(args.onnx_model_path, inputs))
     report = check_report(args)
     if getattr(args, "json", False):
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(report.summary())
     return 0 if report.ok else 1
+
+
+def _takes_keys(onnx_path, inputs) -> bool:
+    """Whether the model holds its tables (int64 key inputs): then --sparse may be read
+    from the graph's inference block."""
+    from ..runners import _load_skeleton
+    from pathlib import Path
+
+    model = _load_skeleton(Path(onnx_path))
+    int64 = 7  # onnx.TensorProto.INT64
+    return any(i.name in inputs and i.type.tensor_type.elem_type == int64
+               for i in model.graph.input)
 
 
 def check(args, *, seen_warnings=()) -> int:
@@ -65,13 +81,14 @@ def check_report(args, *, seen_warnings=()):
     notes: list[str] = []
     graph = load_model(args.graph_config, args.dense_model, None, args.ntp_file,
                        key_type=args.key_type, projection_dims=args.projection_dims,
-                       warn=notes.append)
+                       warn=notes.append, embedding_collection=args.embedding_collection)
     inputs = model_input_names(args.onnx_model_path)
     mode = embedding_mode(graph, inputs, file=args.onnx_model_path,
                           declared=declared_inputs(args.onnx_model_path))
-    if mode == "keys":
+    tableless = [e for e in graph.embeddings if e.table is None]  # collections have theirs
+    if mode == "keys" and tableless:
         if args.sparse_models is None:
-            first = next(e.bottom for e in graph.embeddings if e.bottom in inputs)
+            first = next((e.bottom for e in tableless if e.bottom in inputs), tableless[0].bottom)
             raise UsageError(f"the model looks its embeddings up itself (input {first!r} takes "
                              f"keys): pass its sparse models with --sparse")
         attach_tables(graph, args.sparse_models, key_type=args.key_type, warn=notes.append)

@@ -16,10 +16,14 @@ def sigmoid(x) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
-def masked_softmax(z) -> np.ndarray:
-    """Softmax over the last axis of masked logits ``z`` (float64), max-shifted, with
-    HugeCTR's MASK_EPS in the denominator (fully masked rows come out near uniform)."""
-    z = np.asarray(z, dtype=np.float64)
+def masked_softmax(x, mask, factor: float = 1.0) -> np.ndarray:
+    """HugeCTR's ``mask_softmax_fprop_kernel`` (masked_softmax_layer.cu), which the fused
+    MultiHeadAttention also runs on its float32 scores: the logits
+    ``z = x*factor - (1 - mask)*10000`` are formed in float32, and near -10000 float32 is
+    ~1e-3 apart, which shows in fully masked rows; exp and sums here are float64."""
+    f32 = np.float32
+    penalty = (f32(1) - np.asarray(mask, f32)) * f32(MASK_PENALTY)
+    z = (np.asarray(x, f32) * f32(factor) - penalty).astype(np.float64)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / (e.sum(axis=-1, keepdims=True) + MASK_EPS)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..ir import fmt_shape
 from .base import LayerHandler, require
-from .functions import MASK_PENALTY, emit_masked_softmax, masked_softmax
+from .functions import emit_masked_softmax, masked_softmax
 
 
 
@@ -111,8 +111,8 @@ class MultiHeadAttention(LayerHandler):
         s = qkt(q, k, _scale(q.shape[3]))
         if kind == "split_qkv":
             return [s.astype(np.float32), heads(xs[2]).astype(np.float32)]
-        if len(xs) == 4:
-            p = masked_softmax(s - MASK_PENALTY * (1.0 - xs[3]))
+        if len(xs) == 4:  # HugeCTR runs its masked softmax layer on the float32 scores
+            p = masked_softmax(s.astype(np.float32), xs[3], 1.0)
         else:
             e = np.exp(s)  # HugeCTR's plain softmax subtracts no maximum
             p = e / e.sum(axis=-1, keepdims=True)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir import fmt_shape
 from .base import LayerHandler, require
-from .functions import MASK_PENALTY, emit_masked_softmax, masked_softmax
+from .functions import emit_masked_softmax, masked_softmax
 
 
 class Softmax(LayerHandler):
@@ -38,12 +38,7 @@ class Softmax(LayerHandler):
         if len(xs) == 1:
             e = np.exp(xs[0].astype(np.float32))
             return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
-        x, mask = (a.astype(np.float32) for a in xs)
-        # The logits in float32 as HugeCTR forms them: near -10000 their spacing is ~1e-3,
-        # which shows in fully masked rows.
-        f32 = np.float32
-        z = (f32(layer.params["factor"]) * x - (f32(1) - mask) * f32(MASK_PENALTY))
-        return [masked_softmax(z).astype(np.float32)]
+        return [masked_softmax(xs[0], xs[1], layer.params["factor"]).astype(np.float32)]
 
     def to_onnx(self, layer, g):
         top = layer.tops[0]

@@ -5,8 +5,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from hugectr2onnx.layers.functions import (MASK_EPS, MASK_PENALTY, emit_masked_softmax,
-                                           masked_softmax, sigmoid)
+from hugectr2onnx.layers.functions import MASK_EPS, emit_masked_softmax, masked_softmax, sigmoid
 from hugectr2onnx.onnx_backend.emitter import OnnxEmitter
 
 
@@ -16,12 +15,12 @@ def test_sigmoid_values():
 
 
 def test_masked_softmax_by_hand():
-    z = np.array([[0.0, np.log(3.0), -MASK_PENALTY]])  # third entry masked off
-    p = masked_softmax(z)
+    x = np.array([[0.0, np.log(3.0), 5.0]])
+    p = masked_softmax(x, np.array([[1.0, 1.0, 0.0]]))  # third entry masked off
     # shifted by the max (log 3): e = [1/3, 1, ~0], sum 4/3
     np.testing.assert_allclose(p, [[(1 / 3) / (4 / 3 + MASK_EPS), 1 / (4 / 3 + MASK_EPS), 0.0]],
-                               atol=1e-12)
-    uniform = masked_softmax(np.full((1, 4), -MASK_PENALTY))  # fully masked: near uniform
+                               atol=1e-7)
+    uniform = masked_softmax(np.zeros((1, 4)), np.zeros((1, 4)))  # fully masked: near uniform
     np.testing.assert_allclose(uniform, 1 / (4 + MASK_EPS), rtol=1e-12)
 
 
@@ -40,5 +39,5 @@ def test_emitted_masked_softmax_matches_numpy():
     x = rng.standard_normal(shape).astype(np.float32)
     m = (rng.random(shape) < 0.7).astype(np.float32)
     y = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x, "m": m})[0]
-    want = masked_softmax(0.5 * x.astype(np.float64) - MASK_PENALTY * (1 - m))
+    want = masked_softmax(x, m, 0.5)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
