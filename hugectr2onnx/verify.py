@@ -14,7 +14,7 @@ import numpy as np
 from .errors import InputFileError
 from .ir import Graph
 from .runners import (Divergence, OrtRunner, ReferenceRunner, TensorDiff, compare_tensors,
-                      first_divergence, tensor_names)
+                      first_divergence, producer_label, tensor_names)
 
 
 @dataclass
@@ -53,7 +53,7 @@ class VerificationReport:
         if self.ok:
             return f"PASS: {len(self.outputs)} output(s) within atol {self.atol:g}, rtol {self.rtol:g}"
         if self.divergence is not None:
-            return f"FAIL: first divergence at {self.divergence.label}"
+            return f"FAIL: first divergence at {self.divergence.where}"
         return "FAIL: outputs differ"
 
     def to_dict(self) -> dict:
@@ -82,9 +82,9 @@ def divergence_lines(div: Divergence, atol: float, rtol: float) -> list[str]:
     for label, n in d.histogram:
         if n:
             lines.append(f"    {label:>8} {n:>9}  {'#' * max(1, round(30 * n / width))}")
-    if div.hidden_inputs:
+    if div.fused_with:
         lines.append(f"  its input(s) {', '.join(div.hidden_inputs)} have no tensor in the model "
-                     "(fused): their layers may be the cause")
+                     f"(fused): the cause may be in {', '.join(map(producer_label, div.fused_with))}")
     return lines
 
 

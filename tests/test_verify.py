@@ -166,3 +166,26 @@ def test_verify_on_dataset_samples(dcn, tmp_path, capsys):
             "rtol 1e-05") and "PASS" in out.splitlines()[-1]
     assert _verify(art, without, "--data", str(data), "--format", "norm", sparse=False) == 2
     assert "--sparse" in capsys.readouterr().err
+
+
+def test_layer_fused_by_the_passes_is_named_with_its_partner(tmp_path, capsys):
+    """DLRM's InnerProduct -> BatchNorm pairs are one Gemm in the model: a perturbed folded
+    weight is pinned to the BatchNorm and the InnerProduct fused into it."""
+    art = zoo.save(zoo.dlrm(**zoo.SMALL["dlrm"]), tmp_path / "dlrm")
+    path = tmp_path / "dlrm.onnx"
+    converter.convert(str(path), art.graph_config, art.dense_model, True, art.sparse_models,
+                      art.ntp_file)
+    folded = sorted(i.name for i in onnx.load(str(path)).graph.initializer
+                    if i.name.endswith(".W_bn"))
+    assert folded, "no folded BatchNorm weight"
+    fc = folded[0].split(".")[0]
+    broken = _perturbed(path, tmp_path / "broken.onnx", folded[0])
+    assert _verify(art, broken, "--json") == 1
+    div = json.loads(capsys.readouterr().out)["divergence"]
+    assert div["type"] == "BatchNorm"
+    assert [(f["type"], f["label"].split("(top ")[1][:-1]) for f in div["fused_with"]] == \
+        [("InnerProduct", fc)]
+    assert _verify(art, broken) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("FAIL") and "BatchNorm" in last and \
+        "fused in the model with layer" in last and f"InnerProduct (top {fc})" in last
