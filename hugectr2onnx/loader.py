@@ -28,6 +28,8 @@ def load_model(graph_config, dense_model, sparse_models=None, ntp_file=None, *,
     collection = load_description(embedding_collection) if embedding_collection else None
     meta = check_with_dump(collection) if collection else None
     graph = load_graph(graph_config, collection=collection)
+    for note in graph.notes:
+        (warn or warnings.warn)(note)
     if projection_dims is not None:
         apply_projection_dims(graph, projection_dims)
     load_dense(graph, dense_model)

@@ -149,3 +149,19 @@ def test_examples_pycache_is_ignored():
     kept = subprocess.run(["git", "check-ignore", "-q", "--no-index", "examples/demo.py"],
                           cwd=ROOT)
     assert kept.returncode == 1, "examples/demo.py must stay tracked"
+
+
+def test_misspelt_optional_key_warns(tmp_path, capsys):
+    """An optional key with a typo would silently fall back to its default."""
+    art = save_model(_bn_model(), tmp_path / "m")
+    doc = json.loads(Path(art.graph_config).read_text())
+    bn = doc["layers"][2]["bn_param"]
+    bn["esp"] = bn.pop("eps")
+    Path(art.graph_config).write_text(json.dumps(doc))
+    rc = main(["convert", "--graph", art.graph_config, "--dense", art.dense_model,
+               "-o", str(tmp_path / "x.onnx")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "[layers[2] (BatchNorm)]: unknown key 'bn_param.esp' ignored (did you mean " \
+           "'bn_param.eps'?)" in out
+    assert out.count("unknown key") == 1

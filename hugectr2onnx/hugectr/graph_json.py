@@ -105,11 +105,12 @@ def parse_graph(doc, file: str, registry: Registry, collection=None) -> Graph:
         problems.add(UnsupportedLayerError(f"{len(unknown)} unsupported layer type(s): "
                                            f"{_listing(unknown, registry.types)}", types=sorted(unknown),
                                            file=file))
-    layers = []
+    layers, notes = [], []
     for j in range(i, len(blocks)):
         if blocks[j]["type"] not in unknown:
             with problems.collect():
-                layers.append(_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file))
+                layers.append(_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file,
+                                           notes))
                 continue
         tops = blocks[j].get("top")  # unknown or broken: names known, shapes not
         for t in [tops] if isinstance(tops, str) else tops if isinstance(tops, list) else []:
@@ -127,7 +128,7 @@ def parse_graph(doc, file: str, registry: Registry, collection=None) -> Graph:
         gpus = _solver_gpus(doc, file)
         for emb in embeddings:
             emb.solver_gpus = gpus
-    graph = Graph(data=data, embeddings=embeddings, layers=layers, shapes={},
+    graph = Graph(data=data, embeddings=embeddings, layers=layers, shapes={}, notes=notes,
                   model_name=str(doc.get("model_name", "")), source=file)
     graph.inference = doc.get("inference") if isinstance(doc.get("inference"), dict) else {}
     if collection is not None:  # a mis-described collection explains the dangling reads
@@ -210,7 +211,7 @@ def _listing(unknown: dict[str, list[int]], known=(), most: int = 20) -> str:
     return "; ".join(items) + more
 
 
-def _parse_layer(block: dict, j: int, h, file: str) -> Layer:
+def _parse_layer(block: dict, j: int, h, file: str, notes: list | None = None) -> Layer:
     t = block["type"]
     where = f"layers[{j}] ({t})"
     layer = Layer(index=j, type=t,
@@ -222,10 +223,13 @@ def _parse_layer(block: dict, j: int, h, file: str) -> Layer:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
             raise GraphConfigError(f"{t} takes {want} {attr[:-1]} tensor(s), found {n}",
                                    file=file, where=f"{where}.{attr[:-1]}")
+    p = Params(block)
     try:
-        layer.params = h.parse(Params(block), layer)
+        layer.params = h.parse(p, layer)
     except (LayerError,) + HOSTILE_INPUT_ERRORS as e:
         raise _wrap(e, file, where) from e
+    if notes is not None:  # a misspelt optional key would otherwise pass as its default
+        notes.extend(f"{file} [{where}]: {m}" for m in p.near_misses())
     return layer
 
 
