@@ -191,3 +191,18 @@ def test_guard_on_a_hugectr_norm_dataset(dlrm, tmp_path, capsys):
     assert main(["optimize", str(path), "-o", str(tmp_path / "y.onnx"), "--max-auc-drop",
                  "0.01"]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_external_data_model_in_and_out(dlrm, tmp_path):
+    art, _, _, feeds = dlrm
+    src = tmp_path / "in" / "m.onnx"
+    src.parent.mkdir()
+    converter.convert(str(src), art.graph_config, art.dense_model, True, art.sparse_models,
+                      art.ntp_file, external_data="always")
+    assert (src.parent / "m.onnx.data").is_file()
+    out = tmp_path / "out" / "m16.onnx"
+    out.parent.mkdir()
+    result = optimize_file(src, out, fp16_tables=True, external_data="always")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m16.onnx", "m16.onnx.data"]
+    assert result.files == [str(out.parent / "m16.onnx.data"), str(out)]
+    np.testing.assert_allclose(_predict(out, feeds), _predict(src, feeds), atol=2e-3)
