@@ -206,3 +206,24 @@ def test_external_data_model_in_and_out(dlrm, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["m16.onnx", "m16.onnx.data"]
     assert result.files == [str(out.parent / "m16.onnx.data"), str(out)]
     np.testing.assert_allclose(_predict(out, feeds), _predict(src, feeds), atol=2e-3)
+
+
+@pytest.mark.parametrize("lookup", ["direct", "hash", "label_encoder"])
+@pytest.mark.parametrize("vec", [4, 80])  # GatherND rows, Gather rows (embedding.gather_rows)
+def test_precision_on_every_lookup_form(tmp_path, lookup, vec):
+    builder = zoo.dcn(**dict(zoo.SMALL["dcn"], vec=vec))
+    art = zoo.save(builder, tmp_path / "m", hashed=lookup != "direct", num_keys=500)
+    path = tmp_path / "m.onnx"
+    converter.convert(str(path), art.graph_config, art.dense_model, True, art.sparse_models,
+                      lookup=lookup)
+    graph = load_model(art.graph_config, art.dense_model, art.sparse_models)
+    feeds = random_feeds(graph, 256, convert_embedding=True, seed=4)
+    want = _predict(path, feeds)
+    for opts, tol in ((dict(fp16=True, fp16_tables=True), 2e-2),
+                      (dict(int8=True, int8_tables=True), 5e-2)):
+        out = tmp_path / "opt.onnx"
+        result = optimize_file(path, out, **opts)
+        steps = dict(result.report.steps)
+        assert steps.get("fp16 tables", steps.get("int8 tables")) == 1, steps
+        onnx.checker.check_model(str(out), full_check=True)
+        assert np.abs(_predict(out, feeds) - want).max() < tol, opts
