@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -160,10 +160,8 @@ def optimize_file(src, dst, *, passes=None, fp16: bool = False, fp16_tables: boo
                   batch: int = 256, seed: int = 0, check: bool = True,
                   max_auc_drop: float | None = None, external_data: str = "auto",
                   progress: bool | None = None) -> OptimizeResult:
-    import onnx
-
     from .hugectr.files import existing_file
-    from .onnx_backend.export import ExportResult, save_model
+    from .onnx_backend.export import save_model
     from .onnx_backend.passes import optimize
 
     src, dst = Path(os.fspath(src)), Path(os.fspath(dst))
@@ -173,17 +171,12 @@ def optimize_file(src, dst, *, passes=None, fp16: bool = False, fp16_tables: boo
     if max_auc_drop is not None and labels is None:
         raise UsageError("--max-auc-drop needs labelled data (--data)")
     stages, floats = Stages(progress), _file_bytes(src) // 4
-    try:
-        with stages.stage(f"loading {src.name}", floats):
-            model = onnx.load(str(src))
-    except Exception as e:  # protobuf errors, missing external data
-        raise InputFileError(f"cannot load the model: {str(e).splitlines()[0]:.200}",
-                             file=str(src)) from None
+    with stages.stage(f"loading {src.name}", floats):
+        loaded = load_mapped(src)
     with stages.stage("optimizing", floats):
-        result, report = optimize(ExportResult.from_proto(model), passes=passes, fp16=fp16,
-                                  fp16_tables_=fp16_tables, int8=int8,
-                                  int8_tables_=int8_tables, per_channel=per_channel)
-    del model
+        result, report = optimize(loaded, passes=passes, fp16=fp16, fp16_tables_=fp16_tables,
+                                  int8=int8, int8_tables_=int8_tables, per_channel=per_channel)
+    del loaded
     directory = dst.parent if str(dst.parent) else Path(".")
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=directory))
     try:
@@ -206,6 +199,43 @@ def optimize_file(src, dst, *, passes=None, fp16: bool = False, fp16_tables: boo
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_mapped(path: Path):
+    """The model as an ExportResult whose external tensors are read-only memory maps of its
+    data file: tables of many GB are neither read in nor copied unless a step changes them
+    (fp16/int8 tables convert them in memory)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnx.external_data_helper import uses_external_data
+
+    from .onnx_backend.export import ExportResult
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise InputFileError(f"cannot load the model: {str(e).splitlines()[0]:.200}",
+                             file=str(path)) from None
+    tensors = {}
+    for t in model.graph.initializer:
+        if not uses_external_data(t):
+            tensors[t.name] = numpy_helper.to_array(t)
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        data = path.parent / info.get("location", "")
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).newbyteorder("<")
+        shape = tuple(int(d) for d in t.dims)
+        offset = int(info.get("offset", 0))
+        need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if not data.is_file() or data.stat().st_size < need:
+            raise InputFileError(f"external data of {t.name!r} missing or short (needs "
+                                 f"{need} bytes)", file=str(data))
+        tensors[t.name] = (np.memmap(data, dtype=dtype, mode="r", offset=offset, shape=shape)
+                           if shape and need > offset else np.zeros(shape, dtype))
+    skeleton = onnx.ModelProto()
+    skeleton.CopyFrom(model)
+    del skeleton.graph.initializer[:]
+    return ExportResult(skeleton, tensors)
 
 
 def _file_bytes(path: Path) -> int:

@@ -227,3 +227,18 @@ def test_precision_on_every_lookup_form(tmp_path, lookup, vec):
         assert steps.get("fp16 tables", steps.get("int8 tables")) == 1, steps
         onnx.checker.check_model(str(out), full_check=True)
         assert np.abs(_predict(out, feeds) - want).max() < tol, opts
+
+
+def test_external_tables_are_memory_mapped(dlrm, tmp_path):
+    from hugectr2onnx.optimize import load_mapped
+
+    art, _, _, _ = dlrm
+    src = tmp_path / "m.onnx"
+    converter.convert(str(src), art.graph_config, art.dense_model, True, art.sparse_models,
+                      art.ntp_file, external_data="always")
+    result = load_mapped(src)
+    table = next(t for n, t in result.tensors.items() if n.endswith(".table"))
+    assert isinstance(table, np.memmap) and table.shape == (20_001, 32)
+    full = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(src)).graph.initializer}
+    for name, t in result.tensors.items():
+        np.testing.assert_array_equal(np.asarray(t), full[name], err_msg=name)
