@@ -188,6 +188,9 @@ def test_guard_on_a_hugectr_norm_dataset(dlrm, tmp_path, capsys):
     p32 = _predict(path, feeds)
     assert before == pytest.approx(auc_score(labels, p32), abs=1e-6)
     assert abs(after - before) < 1e-3
+    # the optimized model keeps the metadata predict reads its dataset layout from
+    assert main(["predict", "--onnx", str(out), "--data", str(data), "--format", "norm"]) == 0
+    assert f"AUC {after:.6f}" in capsys.readouterr().out
     assert main(["optimize", str(path), "-o", str(tmp_path / "y.onnx"), "--max-auc-drop",
                  "0.01"]) == 2
     assert "--data" in capsys.readouterr().err
@@ -242,3 +245,17 @@ def test_external_tables_are_memory_mapped(dlrm, tmp_path):
     full = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(src)).graph.initializer}
     for name, t in result.tensors.items():
         np.testing.assert_array_equal(np.asarray(t), full[name], err_msg=name)
+
+
+def test_metadata_and_producer_survive(dlrm, tmp_path):
+    _, _, path, _ = dlrm
+    before = onnx.load(str(path), load_external_data=False)
+    meta = {p.key: p.value for p in before.metadata_props}
+    assert any(k.startswith("hugectr2onnx.") for k in meta)
+    for opts in (dict(int8=True), dict(fp16=True, fp16_tables=True), dict(int8_tables=True)):
+        out = tmp_path / "o.onnx"
+        optimize_file(path, out, check=False, **opts)
+        after = onnx.load(str(out), load_external_data=False)
+        got = {p.key: p.value for p in after.metadata_props}
+        assert {k: got.get(k) for k in meta} == meta, opts
+        assert after.producer_name == before.producer_name == "hugectr2onnx"

@@ -93,6 +93,7 @@ def optimize(result: ExportResult, *, passes=None, fp16: bool = False,
     if fp16_tables_ and int8_tables_:
         raise UsageError("--fp16-tables and --int8-tables exclude each other")
     report = OptimizeReport(ModelStats.of(result))
+    original = result.skeleton
     result, report.steps = run_passes(result, optimize_defaults() if passes is None else passes)
     model = PassModel(result)
     if fp16:
@@ -103,8 +104,23 @@ def optimize(result: ExportResult, *, passes=None, fp16: bool = False,
         report.steps.append(("fp16 tables", fp16_tables(model)))
     if int8_tables_:
         report.steps.append(("int8 tables", int8_tables(model)))
+    _keep_identity(original, model.result.skeleton)
     report.after = ModelStats.of(model.result)
     return model.result, report
+
+
+def _keep_identity(original, skeleton) -> None:
+    """The producer and the metadata (the data layout that ``predict`` reads) survive the
+    library passes, which may drop or replace them; entries they add are kept after."""
+    added = [(p.key, p.value) for p in skeleton.metadata_props]
+    keys = {p.key for p in original.metadata_props}
+    del skeleton.metadata_props[:]
+    for key, value in [(p.key, p.value) for p in original.metadata_props] + \
+            [(k, v) for k, v in added if k not in keys]:
+        entry = skeleton.metadata_props.add()
+        entry.key, entry.value = key, value
+    skeleton.producer_name = original.producer_name
+    skeleton.producer_version = original.producer_version
 
 
 __all__ = ["PASSES", "DEFAULT_PASSES", "optimize", "run_passes", "optimize_defaults",
