@@ -18,6 +18,7 @@ from .onnx_backend.metadata import file_sha256, model_metadata, set_metadata, va
 from .onnx_backend.export import (AUTO_THRESHOLD, EXTERNAL_MIN_BYTES, build_model,
                                   check_external_mode, save_model, stage_tables)
 from .options import ConvertOptions
+from .progress import Stages
 
 __all__ = ["convert", "load_model", "ConversionReport", "ConvertOptions"]
 
@@ -130,7 +131,7 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
     Keyword-only extras come as ``options`` (a ConvertOptions) and/or as keywords of the
     same names (``opset``, ``key_type``, ``padding_key``, ``lookup``, ``external_data``,
     ``external_threshold``, ``projection_dims``, ``num_gpus``, ``strict_finite``,
-    ``progress``, ``table_order``): see ConvertOptions.
+    ``progress``, ``table_order``, ``optimize``): see ConvertOptions.
     """
     o = ConvertOptions.from_kwargs(options, **kwargs)
     start = time.perf_counter()
@@ -152,20 +153,29 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
         raise UsageError("the graph's sparse embeddings need sparse_models besides the "
                          "embedding collection")
     threshold = AUTO_THRESHOLD if o.external_threshold is None else o.external_threshold
-    lookups = ([o.lookup if emb.table is None else resolve_strategy(emb.table.keys, o.lookup)
-                for emb in graph.embeddings] if convert_embedding else [])
+    stages = Stages(o.progress)
+    keys = sum(e.table.num_keys for e in graph.embeddings if e.table is not None)
+    with stages.stage(f"scanning {keys:,} keys for the lookup strategy", keys):
+        lookups = ([o.lookup if emb.table is None else resolve_strategy(emb.table.keys, o.lookup)
+                    for emb in graph.embeddings] if convert_embedding else [])
     staged = (_stage_tables(graph, onnx_model_path, o.external_data, threshold, o.progress,
                             lookups, o.table_order) if convert_embedding else None)
     build = dict(convert_embedding=convert_embedding, opset=o.opset, graph_name=graph_name)
     try:
         try:
-            result = build_model(graph, **build, emb_opts=_embedding_options(
-                graph, convert_embedding, o.lookup, o.padding_key, o.num_gpus, trust_hash=True,
-                table_order=o.table_order, lookups=lookups))
+            with stages.stage(f"checking keys and building lookups of {keys:,} keys", keys):
+                result = build_model(graph, **build, emb_opts=_embedding_options(
+                    graph, convert_embedding, o.lookup, o.padding_key, o.num_gpus,
+                    trust_hash=True, table_order=o.table_order, lookups=lookups))
         except DuplicateKeyError:  # the full key checks name the rows, or group by GPU
-            result = build_model(graph, **build, emb_opts=_embedding_options(
-                graph, convert_embedding, o.lookup, o.padding_key, o.num_gpus, trust_hash=False,
-                table_order=o.table_order, lookups=lookups))
+            with stages.stage(f"checking {keys:,} keys for duplicates", keys):
+                result = build_model(graph, **build, emb_opts=_embedding_options(
+                    graph, convert_embedding, o.lookup, o.padding_key, o.num_gpus,
+                    trust_hash=False, table_order=o.table_order, lookups=lookups))
+        if o.optimize:
+            from .onnx_backend.passes import DEFAULT_PASSES, run_passes
+
+            result, _ = run_passes(result, DEFAULT_PASSES)
         set_metadata(result.skeleton, model_metadata(
             graph, convert_embedding=convert_embedding, key_type=o.key_type,
             padding_key=o.padding_key, slot_size_array=o.slot_size_array,

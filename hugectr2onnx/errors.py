@@ -86,11 +86,11 @@ class UsageError(ConversionError):
     exit_code = 2
 
 
-class CollectionError(ConversionError):
-    """An embedding-collection description is malformed, or disagrees with the dump's
-    meta_data or with the graph JSON (the message names both sources)."""
-
-
 class DatasetError(ConversionError):
     """A dataset file (Norm, Raw, RawAsync, Parquet) is malformed or does not fit the model;
     ``where`` names the record, row, column or field."""
+
+
+class CollectionError(ConversionError):
+    """An embedding-collection description is malformed, or disagrees with the dump's
+    meta_data or with the graph JSON (the message names both sources)."""

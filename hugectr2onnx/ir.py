@@ -177,6 +177,7 @@ class Graph:
     model_name: str = ""
     source: str = ""
     inference: dict = field(default_factory=dict)  # the JSON's "inference" block, if any
+    notes: list = field(default_factory=list)  # warnings found while reading (misspelt keys)
 
     def producer_of(self, tensor: str):
         for emb in self.embeddings:

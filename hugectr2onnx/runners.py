@@ -141,7 +141,7 @@ def _load_skeleton(path: Path):
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf's DecodeError and friends
-        raise InputFileError(f"not an ONNX model: {str(e).splitlines()[0]:.200}",
+        raise InputFileError(f"cannot load the model, not ONNX: {str(e).splitlines()[0]:.200}",
                              file=str(path)) from None
     for t in model.graph.initializer:
         if uses_external_data(t):
@@ -151,6 +151,13 @@ def _load_skeleton(path: Path):
                 del t.external_data[:]
                 t.data_location = onnx.TensorProto.DEFAULT
     return model
+
+
+def model_input_names(path) -> list[str]:
+    """The inputs a caller must feed (initializers listed as inputs excluded)."""
+    model = _load_skeleton(Path(os.fspath(path)))
+    consts = {t.name for t in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in consts]
 
 
 # --- graph order ------------------------------------------------------------------------
@@ -256,6 +263,7 @@ class Divergence:
     diff: TensorDiff
     compared: int  # tensors compared up to and including this one
     hidden_inputs: list[str] = field(default_factory=list)  # inputs with no tensor to compare
+    fused_with: list = field(default_factory=list)  # their producers, back to compared tensors
 
     @property
     def layer_type(self) -> str:
@@ -265,12 +273,22 @@ class Divergence:
     def label(self) -> str:
         return producer_label(self.producer)
 
+    @property
+    def where(self) -> str:
+        """The label, with the layers the model fused into it (the cause may be there)."""
+        if not self.fused_with:
+            return self.label
+        return (f"{self.label}, fused in the model with "
+                f"{', '.join(producer_label(p) for p in self.fused_with)}")
+
     def to_dict(self) -> dict:
         index = self.producer.index
         kind = "embedding" if isinstance(self.producer, Embedding) else "layer"
         return {"kind": kind, "index": index, "type": self.layer_type, "label": self.label,
                 "tensor": self.diff.name, "diff": self.diff.to_dict(),
-                "hidden_inputs": self.hidden_inputs}
+                "hidden_inputs": self.hidden_inputs,
+                "fused_with": [{"index": p.index, "type": p.type, "label": producer_label(p)}
+                               for p in self.fused_with]}
 
 
 def compare_all(graph: Graph, expected: dict, actual: dict, *, atol: float = 1e-5,
@@ -295,8 +313,23 @@ def first_divergence(graph: Graph, expected: dict, actual: dict, *, atol: float 
                                       registry=registry):
         count += 1
         if not diff.ok:
-            bottoms = producer.bottoms if isinstance(producer, Layer) else []
-            hidden = [b for b in bottoms if b in graph.shapes and b not in actual
-                      and graph.producer_of(b) is not None]
-            return Divergence(producer, diff, count, hidden)
+            hidden, fused = _hidden_upstream(graph, producer, actual)
+            return Divergence(producer, diff, count, hidden, fused)
     return None
+
+
+def _hidden_upstream(graph: Graph, producer, actual: dict):
+    """Inputs of ``producer`` without a tensor in ``actual`` and the layers behind them,
+    followed back until tensors that were compared."""
+    hidden, fused, todo = [], [], list(getattr(producer, "bottoms", []))
+    while todo:
+        name = todo.pop(0)
+        source = graph.producer_of(name)
+        if name in actual or source is None or name in hidden:
+            continue
+        hidden.append(name)
+        if all(source is not f for f in fused):
+            fused.append(source)
+            todo.extend(getattr(source, "bottoms", []))
+    fused.sort(key=lambda p: (isinstance(p, Layer), p.index))
+    return hidden, fused

@@ -123,7 +123,7 @@ def test_bad_num_gpus_is_a_usage_error(tmp_path, capsys, gpus):
     rc = main(["convert", "--graph", art.graph_config, "--dense", art.dense_model,
                "--sparse", *art.sparse_models, "--convert-embedding", "--num-gpus", gpus,
                "-o", str(tmp_path / "x.onnx")])
-    assert rc == 2 and "num_gpus" in capsys.readouterr().err
+    assert rc == 2 and "--num-gpus" in capsys.readouterr().err
 
 
 def test_verify_rejects_a_corrupt_onnx_with_a_typed_error(tmp_path, capsys):

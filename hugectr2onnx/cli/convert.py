@@ -37,6 +37,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="progress bars on stderr (default: only when it is a terminal)")
     c.add_argument("--strict-finite", action="store_true",
                    help="fail on NaN/Inf weights instead of warning")
+    c.add_argument("--no-optimize", dest="optimize", action="store_false",
+                   help="skip the default ONNX passes (BatchNorm folding, Identity bypass, "
+                   "dead-node removal); see 'hugectr2onnx optimize'")
     c.add_argument("--verify", action="store_true",
                    help="after converting, compare with the numpy reference on random inputs")
     add_check_args(c)
@@ -52,12 +55,13 @@ def run(args) -> int:
         lookup=args.lookup, external_data=args.external_data,
         external_threshold=args.external_threshold, projection_dims=args.projection_dims,
         num_gpus=args.num_gpus, strict_finite=args.strict_finite, progress=args.progress,
-        table_order=args.table_order, embedding_collection=args.embedding_collection,
-        slot_size_array=tuple(args.slot_size_array) if args.slot_size_array else None)
+        table_order=args.table_order, optimize=args.optimize,
+        slot_size_array=tuple(args.slot_size_array) if args.slot_size_array else None,
+        embedding_collection=args.embedding_collection)
     report = convert(args.onnx_model_path, args.graph_config, args.dense_model,
                      args.convert_embedding, args.sparse_models, args.ntp_file,
                      args.graph_name, options=options)
     print(report.summary())
     if args.verify:
-        return check(args, args.convert_embedding or bool(args.embedding_collection))
+        return check(args, seen_warnings=report.warnings)
     return 0

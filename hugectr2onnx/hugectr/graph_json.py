@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 
 from ..errors import (ConversionError, GraphConfigError, GraphProblemsError, GraphStructureError,
                       UnsupportedLayerError)
+from ..hints import did_you_mean
 from ..ir import B, Batch, DataInput, Embedding, Graph, Layer, Output, SparseInput, fmt_shape
 from ..layers.base import MAX_DIM, LayerError, Params, Registry, default_registry
 from .files import read_text
@@ -102,13 +103,14 @@ def parse_graph(doc, file: str, registry: Registry, collection=None) -> Graph:
             unknown.setdefault(blocks[j]["type"], []).append(j)
     if unknown:  # all of them as one problem, listed first
         problems.add(UnsupportedLayerError(f"{len(unknown)} unsupported layer type(s): "
-                                           f"{_listing(unknown)}", types=sorted(unknown),
+                                           f"{_listing(unknown, registry.types)}", types=sorted(unknown),
                                            file=file))
-    layers = []
+    layers, notes = [], []
     for j in range(i, len(blocks)):
         if blocks[j]["type"] not in unknown:
             with problems.collect():
-                layers.append(_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file))
+                layers.append(_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file,
+                                           notes))
                 continue
         tops = blocks[j].get("top")  # unknown or broken: names known, shapes not
         for t in [tops] if isinstance(tops, str) else tops if isinstance(tops, list) else []:
@@ -126,7 +128,7 @@ def parse_graph(doc, file: str, registry: Registry, collection=None) -> Graph:
         gpus = _solver_gpus(doc, file)
         for emb in embeddings:
             emb.solver_gpus = gpus
-    graph = Graph(data=data, embeddings=embeddings, layers=layers, shapes={},
+    graph = Graph(data=data, embeddings=embeddings, layers=layers, shapes={}, notes=notes,
                   model_name=str(doc.get("model_name", "")), source=file)
     graph.inference = doc.get("inference") if isinstance(doc.get("inference"), dict) else {}
     if collection is not None:  # a mis-described collection explains the dangling reads
@@ -199,16 +201,17 @@ class Problems:
             raise GraphProblemsError(self.errors, file=self.file)
 
 
-def _listing(unknown: dict[str, list[int]], most: int = 20) -> str:
+def _listing(unknown: dict[str, list[int]], known=(), most: int = 20) -> str:
     def places(idx):
         more = f" and {len(idx) - most} more" if len(idx) > most else ""
         return ", ".join(map(str, idx[:most])) + more
-    items = [f"{t:.80} (layers {places(idx)})" for t, idx in list(unknown.items())[:most]]
+    items = [f"{t:.80} (layers {places(idx)}){did_you_mean(t, known)}"
+             for t, idx in list(unknown.items())[:most]]
     more = f"; and {len(unknown) - most} more types" if len(unknown) > most else ""
     return "; ".join(items) + more
 
 
-def _parse_layer(block: dict, j: int, h, file: str) -> Layer:
+def _parse_layer(block: dict, j: int, h, file: str, notes: list | None = None) -> Layer:
     t = block["type"]
     where = f"layers[{j}] ({t})"
     layer = Layer(index=j, type=t,
@@ -220,10 +223,13 @@ def _parse_layer(block: dict, j: int, h, file: str) -> Layer:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
             raise GraphConfigError(f"{t} takes {want} {attr[:-1]} tensor(s), found {n}",
                                    file=file, where=f"{where}.{attr[:-1]}")
+    p = Params(block)
     try:
-        layer.params = h.parse(Params(block), layer)
+        layer.params = h.parse(p, layer)
     except (LayerError,) + HOSTILE_INPUT_ERRORS as e:
         raise _wrap(e, file, where) from e
+    if notes is not None:  # a misspelt optional key would otherwise pass as its default
+        notes.extend(f"{file} [{where}]: {m}" for m in p.near_misses())
     return layer
 
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..ir import fmt_shape
 from .base import LayerHandler, require
-from .softmax import DENOMINATOR_EPS as MASK_EPS, MASK_PENALTY, masked_softmax
+from .functions import emit_masked_softmax, masked_softmax
+
 
 
 def _scale(dh: int) -> np.float32:
@@ -158,25 +159,12 @@ class MultiHeadAttention(LayerHandler):
             return
         s = scaled(qk, dh)
         if len(ins) == 4:
-            p = self._masked_softmax(g, s, ins[3], out)
+            p = emit_masked_softmax(g, s, ins[3], hint=out)
         else:
             p = g.node("Softmax", [s], axis=-1, hint=f"{out}/softmax")
         v = heads(ins[2], shapes[2], [0, 2, 1, 3], "v")
         ctx = g.node("MatMul", [p, v], hint=f"{out}/context")
         merge(ctx, int(shapes[0][1]), int(shapes[0][2]), out)
-
-    @staticmethod
-    def _masked_softmax(g, s, mask, out):
-        one = g.const(np.float32(1))
-        keep_out = g.node("Sub", [one, mask], hint=f"{out}/mask_off")
-        penalty = g.node("Mul", [keep_out, g.const(np.float32(MASK_PENALTY))],
-                         hint=f"{out}/penalty")
-        z = g.node("Sub", [s, penalty], hint=f"{out}/masked")
-        shifted = g.node("Sub", [z, g.reduce("ReduceMax", z, [-1])], hint=f"{out}/shifted")
-        e = g.node("Exp", [shifted], hint=f"{out}/exp")
-        total = g.node("Add", [g.reduce("ReduceSum", e, [-1]), g.const(np.float32(MASK_EPS))],
-                       hint=f"{out}/denominator")
-        return g.node("Div", [e, total], hint=f"{out}/probs")
 
 
 HANDLERS = [MultiHeadAttention()]

@@ -13,21 +13,7 @@ import numpy as np
 
 from ..ir import fmt_shape
 from .base import LayerHandler, require
-
-MASK_PENALTY = 10000.0
-DENOMINATOR_EPS = 1e-6
-
-
-def masked_softmax(x: np.ndarray, mask: np.ndarray, factor: float = 1.0) -> np.ndarray:
-    """HugeCTR's ``mask_softmax_fprop_kernel`` (masked_softmax_layer.cu), which the fused
-    MultiHeadAttention also runs on its float32 scores: the logits
-    ``z = x*factor - (1 - mask)*10000`` are formed in float32, and near -10000 float32 is
-    ~1e-3 apart, which shows in fully masked rows; exp and sums here are float64."""
-    f32 = np.float32
-    penalty = (f32(1) - np.asarray(mask, f32)) * f32(MASK_PENALTY)
-    z = (np.asarray(x, f32) * f32(factor) - penalty).astype(np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / (e.sum(axis=-1, keepdims=True) + DENOMINATOR_EPS)
+from .functions import emit_masked_softmax, masked_softmax
 
 
 class Softmax(LayerHandler):
@@ -60,13 +46,7 @@ class Softmax(LayerHandler):
             g.node("Softmax", layer.bottoms, top, axis=-1)
             return
         x, mask = layer.bottoms
-        scaled = g.node("Mul", [x, g.const(np.float32(layer.params["factor"]))])
-        penalty = g.node("Mul", [g.node("Sub", [g.const(np.float32(1.0)), mask]),
-                                 g.const(np.float32(MASK_PENALTY))])
-        z = g.node("Sub", [scaled, penalty], hint=f"{top}/logits")
-        e = g.node("Exp", [g.node("Sub", [z, g.reduce("ReduceMax", z, [-1])])])
-        total = g.node("Add", [g.reduce("ReduceSum", e, [-1]), g.const(np.float32(DENOMINATOR_EPS))])
-        g.node("Div", [e, total], top)
+        emit_masked_softmax(g, x, mask, factor=layer.params["factor"], out=top, hint=top)
 
 
 HANDLERS = [Softmax()]

@@ -20,7 +20,6 @@ from ..layers.base import Registry, default_registry
 from ..progress import progress_bar
 from .embedding import EmbeddingOptions, emit_embedding
 from .emitter import MAX_OPSET, MIN_OPSET, OnnxEmitter
-from .optimize import fold_batchnorm
 from .external import DataFile, LazyTensor
 from .staging import StagedTables
 
@@ -120,7 +119,6 @@ def build_model(graph: Graph, *, convert_embedding: bool, opset: int = 17,
             g.reserve(emb.top)
     for layer in graph.layers:
         registry.get(layer.type).to_onnx(layer, g)
-    fold_batchnorm(g)
     outputs = [helper.make_tensor_value_info(o.name, TensorProto.FLOAT, _dims(o.shape))
                for o in graph.outputs]
     onnx_graph = helper.make_graph(g.nodes, graph_name, inputs, outputs)

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -56,6 +57,7 @@ def test_too_short_ntp_list_is_an_error(tmp_path):
 
 def test_missing_ntp_file_is_an_error(tmp_path):
     art = save_model(_bn_model(), tmp_path)
+    os.remove(art.ntp_file)  # otherwise it is found beside the dense file
     with pytest.raises(NtpError, match="running statistics"):
         converter.convert(str(tmp_path / "m.onnx"), art.graph_config, art.dense_model)
 
@@ -102,8 +104,11 @@ def test_gemm_output_used_twice_is_not_folded(roundtrip):
 
 
 def test_fold_skips_nonpositive_variance():
+    from onnx import TensorProto, helper
+
     from hugectr2onnx.onnx_backend.emitter import OnnxEmitter
-    from hugectr2onnx.onnx_backend.optimize import fold_batchnorm
+    from hugectr2onnx.onnx_backend.export import ExportResult
+    from hugectr2onnx.onnx_backend.passes import run_passes
     g = OnnxEmitter()
     g.reserve("x")
     w = g.add_initializer("w", np.ones((3, 2), np.float32))
@@ -111,9 +116,19 @@ def test_fold_skips_nonpositive_variance():
     stats = [g.add_initializer(k, np.array(v, np.float32))
              for k, v in (("g", [1, 1]), ("b", [0, 0]), ("m", [0, 0]), ("v", [1, -2]))]
     g.node("BatchNormalization", [y, *stats], "out", epsilon=1e-5)
-    assert fold_batchnorm(g) == 0
-    assert [n.op_type for n in g.nodes] == ["Gemm", "BatchNormalization"]
+
+    def model(tensors):
+        graph = helper.make_graph(list(g.nodes), "t",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                                  [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 2])])
+        return ExportResult(helper.make_model(graph), dict(tensors))
+
+    result, steps = run_passes(model(g.initializers), ["fold-batchnorm"])
+    assert steps == [("fold-batchnorm", 0)]
+    assert [n.op_type for n in result.skeleton.graph.node] == ["Gemm", "BatchNormalization"]
     g.initializers["v"] = np.array([1, 3], np.float32)
-    assert fold_batchnorm(g) == 1
-    assert [n.op_type for n in g.nodes] == ["Gemm"] and g.nodes[0].output[0] == "out"
-    assert "w" not in g.initializers and "v" not in g.initializers
+    result, steps = run_passes(model(g.initializers), ["fold-batchnorm"])
+    nodes = result.skeleton.graph.node
+    assert steps == [("fold-batchnorm", 1)]
+    assert [n.op_type for n in nodes] == ["Gemm"] and nodes[0].output[0] == "out"
+    assert "w" not in result.tensors and "v" not in result.tensors
