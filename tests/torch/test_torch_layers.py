@@ -169,3 +169,14 @@ def test_gradients_match_finite_differences(case):
 
     inputs = tuple(txs[i] for i in diff) + tuple(params[k] for k in trainable)
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5)
+
+
+def test_every_registered_layer_has_a_forward_and_a_case_here():
+    from hugectr2onnx.layers.base import LayerHandler
+
+    registry = default_registry()
+    missing = [t for t in registry.types
+               if type(registry.get(t)).forward is LayerHandler.forward]
+    assert not missing, f"layers without a trainable forward: {missing}"
+    untested = sorted(set(registry.types) - {c[0] for c in CASES})
+    assert not untested, f"layers without a torch test case: {untested}"
