@@ -24,6 +24,11 @@ class Ops:
         """A boolean or integer tensor as 0/1 floats in the dtype of ``like``."""
         raise NotImplementedError
 
+    def zeros_like(self, x):
+        """Zeros of x's shape and dtype, also where the batch is unknown while tracing
+        (TensorFlow); exact for any x (NaN > NaN is false). A backend may override it."""
+        return self.to_float(self.greater(x, x), like=x)
+
     # ------------------------------------------------------------------ element-wise
     def add(self, a, b):
         raise NotImplementedError
