@@ -1,0 +1,203 @@
+"""A HugeCTR graph as a trainable Keras model: every layer is its handler's ``forward``
+(backends contract) on TensorFlow ops, parameters in HugeCTR's layout named after their
+WeightSpec (``fc1/W``), embeddings as in-graph hashed-key tables (embedding.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from ..hugectr.sparse import check_keys
+from ..ir import Graph, Layer
+from ..layers.base import Registry, default_registry
+from .embedding import HugeCTREmbedding, _from
+from .ops import OPS
+
+
+def keras_name(tensor: str) -> str:
+    return tensor.replace("/", "_")
+
+
+class GraphLayer(keras.layers.Layer):
+    """One HugeCTR dense layer: trainable ``weight_specs`` tensors and non-trainable
+    ``ntp_specs`` ones (BatchNorm statistics), run by the handler's ``forward``."""
+
+    def __init__(self, handler, layer: Layer, **kwargs):
+        super().__init__(name=keras_name(layer.tops[0]), **kwargs)
+        self.handler, self.hugectr_layer = handler, layer
+        self.params = {}
+        for trainable, specs in ((True, handler.weight_specs(layer)),
+                                 (False, handler.ntp_specs(layer))):
+            for spec in specs:
+                self.params[spec.name] = self.add_weight(
+                    shape=spec.shape, name=spec.name, trainable=trainable,
+                    initializer=_from(np.asarray(layer.weights[spec.name], np.float32)))
+        self.built = True
+
+    def call(self, xs, training=False):
+        params = {k: v.value for k, v in self.params.items()}
+        return self.handler.forward(self.hugectr_layer, OPS, list(xs), params,
+                                    training=bool(training))
+
+
+class HugeCTRLoss(keras.losses.Loss):
+    """HugeCTR's training loss of one loss layer (handler ``loss``), regularizer excluded.
+
+    It needs the loss layer's logits: inside ``fit``/``evaluate`` (traced) the model's
+    prediction carries them as ``_keras_logits``, Keras' own convention for sigmoid and
+    softmax outputs. On an eager prediction they are recovered from the probabilities
+    (clipped); eager training loops should call ``HugeCTRModel.hugectr_loss`` instead."""
+
+    def __init__(self, handler, layer: Layer, name: str | None = None):
+        super().__init__(name=name or f"hugectr_{layer.type}")
+        self.handler, self.hugectr_layer = handler, layer
+
+    def call(self, y_true, y_pred):
+        logits = getattr(y_pred, "_keras_logits", None)
+        if logits is None:
+            logits = _logits_of(self.hugectr_layer.type, y_pred)
+        y_true = tf.cast(y_true, logits.dtype)
+        return self.handler.loss(self.hugectr_layer, OPS, logits, y_true)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+def _logits_of(kind: str, p):
+    p = tf.clip_by_value(p, 1e-7, 1 - 1e-7)
+    if kind == "CrossEntropyLoss":
+        return tf.math.log(p)  # softmax is invariant to the shared constant
+    return tf.math.log(p) - tf.math.log1p(-p)
+
+
+class HugeCTRModel(keras.Model):
+    """``call(inputs)`` takes the ONNX model's inputs by name (dense float32 [B, dense_dim];
+    keys int64 [B, slots, max_nnz] padded with ``padding_key``, or embedding vectors
+    [B, slots, vec] in dense-only mode) and returns ``{label: prediction}``, equal to the
+    ONNX outputs. ``training=True`` gives HugeCTR's training behaviour. ``compile()``
+    without ``loss`` uses HugeCTR's losses, weighted by ``label_weights``."""
+
+    def __init__(self, graph: Graph, *, convert_embedding: bool = True,
+                 padding_key: int | None = -1, num_gpus: int | None = None,
+                 label_weights: dict | None = None, registry: Registry | None = None,
+                 name: str | None = None):
+        super().__init__(name=keras_name(name or graph.model_name or "hugectr"))
+        registry = registry or default_registry()
+        self.graph = graph
+        self.convert_embedding, self.padding_key = convert_embedding, padding_key
+        self.label_weights = {o.name: float((label_weights or {}).get(o.name, 1.0))
+                              for o in graph.outputs}
+        self.embedding_layers = []
+        for emb in graph.embeddings if convert_embedding else []:
+            t = emb.table
+            gpus = check_keys(t, emb, num_gpus)  # 1 unless Localized keys repeat across GPUs
+            self.embedding_layers.append(HugeCTREmbedding(
+                t.keys, t.vectors, slot_num=emb.slot_num, combiner=emb.combiner,
+                slot_ids=t.slot_ids if emb.localized else None, num_gpus=gpus,
+                padding_key=padding_key, name=keras_name(emb.top)))
+        self.graph_layers = [GraphLayer(registry.get(l.type), l) for l in graph.layers]
+        self.loss_layers = {l.bottoms[1]: (g.handler, l) for g, l in
+                            zip(self.graph_layers, graph.layers) if g.handler.is_loss}
+
+    # ---------------------------------------------------------------- inputs
+    def input_specs(self) -> dict:
+        """The serving signature: one TensorSpec per ONNX input, batch unknown."""
+        data = self.graph.data
+        specs = {data.dense_name: tf.TensorSpec([None, data.dense_dim], tf.float32,
+                                                name=data.dense_name)}
+        for emb in self.graph.embeddings:
+            if self.convert_embedding:
+                sp = data.sparse_input(emb.bottom)
+                specs[emb.bottom] = tf.TensorSpec([None, sp.slot_num, sp.max_nnz], tf.int64,
+                                                  name=emb.bottom)
+            else:
+                specs[emb.top] = tf.TensorSpec([None, emb.slot_num, emb.vec_size], tf.float32,
+                                               name=emb.top)
+        return specs
+
+    def example_inputs(self, batch: int = 2) -> dict:
+        """Inputs of the right names, shapes and dtypes (padding keys, zeros)."""
+        pad = -1 if self.padding_key is None else self.padding_key
+        return {name: (np.full([batch, *s.shape[1:]], pad, np.int64) if s.dtype == tf.int64
+                       else np.zeros([batch, *s.shape[1:]], np.float32))
+                for name, s in self.input_specs().items()}
+
+    # ---------------------------------------------------------------- forward
+    def _forward(self, inputs, training):
+        """(logits of each loss layer, prediction of each output), keyed by label."""
+        data = self.graph.data
+        values = {}
+        for name, spec in self.input_specs().items():
+            if name in inputs:
+                values[name] = tf.convert_to_tensor(inputs[name], spec.dtype)
+            elif name == data.dense_name and data.dense_dim == 0:
+                first = next(iter(inputs.values()))
+                values[name] = tf.zeros([tf.shape(first)[0], 0], tf.float32)
+            else:
+                raise KeyError(f"missing input {name!r} (inputs: {sorted(self.input_specs())})")
+        for emb, layer in zip(self.graph.embeddings, self.embedding_layers):
+            values[emb.top] = layer(values[emb.bottom])
+        logits, preds = {}, {}
+        for graph_layer, layer in zip(self.graph_layers, self.graph.layers):
+            ys = graph_layer([values.get(b) for b in layer.bottoms], training=training)
+            if graph_layer.handler.is_loss:
+                logits[layer.bottoms[1]], preds[layer.bottoms[1]] = values[layer.bottoms[0]], ys[0]
+            for top, y in zip(layer.tops, ys):
+                values[top] = y
+        return logits, preds
+
+    def call(self, inputs, training=None):
+        logits, preds = self._forward(inputs, bool(training))
+        out = {}
+        for o in self.graph.outputs:
+            pred = tf.identity(preds[o.name], name=keras_name(o.name))
+            try:  # Keras' convention: losses read a sigmoid/softmax output's logits
+                pred._keras_logits = logits[o.name]
+            except AttributeError:  # eager tensors take no attributes
+                pass
+            out[o.name] = pred
+        return out
+
+    @property
+    def _default_save_signature(self):
+        # Keras would trace one with float32 inputs; export_saved_model adds the real one
+        return None
+
+    # ---------------------------------------------------------------- losses
+    def hugectr_losses(self) -> dict:
+        """``{label: HugeCTRLoss}`` for ``compile(loss=...)``."""
+        return {name: HugeCTRLoss(h, l, name=f"{keras_name(name)}_loss")
+                for name, (h, l) in self.loss_layers.items()}
+
+    def hugectr_loss(self, inputs, labels, training: bool = True):
+        """HugeCTR's total training loss (label-weighted sum) for eager training loops."""
+        logits, _ = self._forward(inputs, training)
+        total = 0.0
+        for name, (h, l) in self.loss_layers.items():
+            y = tf.cast(tf.convert_to_tensor(labels[name]), logits[name].dtype)
+            total += self.label_weights[name] * h.loss(l, OPS, logits[name], y)
+        return total
+
+    def compile(self, optimizer="adam", loss=None, loss_weights=None, **kwargs):
+        if loss is None:
+            loss = self.hugectr_losses()
+            loss_weights = loss_weights or dict(self.label_weights)
+        super().compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, **kwargs)
+
+    # ---------------------------------------------------------------- back to the IR
+    def to_graph(self) -> Graph:
+        """The IR with the current weights and tables (for HugeCTR's writers)."""
+        import copy
+
+        from ..ir import EmbeddingTable
+
+        graph = copy.copy(self.graph)
+        graph.layers = [copy.copy(l) for l in self.graph.layers]
+        for layer, graph_layer in zip(graph.layers, self.graph_layers):
+            layer.weights = {k: v.numpy() for k, v in graph_layer.params.items()}
+        graph.embeddings = [copy.copy(e) for e in self.graph.embeddings]
+        for emb, layer in zip(graph.embeddings, self.embedding_layers):
+            t = layer.table()
+            emb.table = EmbeddingTable(t["keys"], t["vectors"], t.get("slot_ids"))
+        return graph
