@@ -1,8 +1,9 @@
 """TensorFlow backend (extra ``[tf]``): HugeCTR models as trainable Keras models and
 SavedModels serving raw keys (docs/tensorflow.md)."""
 
-from .api import HugeCTRFiles, export_saved_model, load_model, save_hugectr
+from .api import (HugeCTRFiles, export_saved_model, load_model, save_hugectr,
+                  verify_saved_model)
 from .model import HugeCTRLoss, HugeCTRModel
 
 __all__ = ["load_model", "export_saved_model", "save_hugectr", "HugeCTRModel", "HugeCTRLoss",
-           "HugeCTRFiles"]
+           "HugeCTRFiles", "verify_saved_model"]

@@ -126,3 +126,26 @@ def save_hugectr(model: HugeCTRModel, directory, prefix: str = "model",
     return HugeCTRFiles(str(directory / names.graph_config), str(directory / names.dense_model),
                         [str(directory / n) for n in names.sparse_models],
                         str(directory / names.ntp_file) if has_ntp else None)
+
+
+def verify_saved_model(path, graph, *, batch: int = 64, seed: int = 0, atol: float = 1e-5,
+                       padding_key: int | None = -1, num_gpus: int | None = None,
+                       convert_embedding: bool = True):
+    """Serve random inputs through the SavedModel's ``serving_default`` (loaded with
+    ``tf.saved_model.load`` alone) and compare with the numpy reference."""
+    from ..reference import run_reference
+    from ..verify import OutputComparison, VerificationReport, random_feeds
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    feeds = random_feeds(graph, batch, convert_embedding=convert_embedding, seed=seed,
+                         padding_key=padding_key)
+    got = serve(**{k: tf.constant(v) for k, v in feeds.items()})
+    want = run_reference(graph, feeds, padding_key=padding_key, num_gpus=num_gpus)
+    report = VerificationReport(batch=batch, atol=atol)
+    for name, w in want.items():
+        have = got[name].numpy()
+        diff = np.abs(have.astype(np.float64) - w)
+        report.outputs.append(OutputComparison(
+            name, float(diff.max(initial=0)),
+            float((diff / np.maximum(np.abs(w), 1e-6)).max(initial=0)), have.shape))
+    return report

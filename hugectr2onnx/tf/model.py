@@ -44,10 +44,10 @@ class GraphLayer(keras.layers.Layer):
 class HugeCTRLoss(keras.losses.Loss):
     """HugeCTR's training loss of one loss layer (handler ``loss``), regularizer excluded.
 
-    It needs the loss layer's logits: inside ``fit``/``evaluate`` (traced) the model's
-    prediction carries them as ``_keras_logits``, Keras' own convention for sigmoid and
-    softmax outputs. On an eager prediction they are recovered from the probabilities
-    (clipped); eager training loops should call ``HugeCTRModel.hugectr_loss`` instead."""
+    It needs the loss layer's logits: the model's predictions carry them as
+    ``_keras_logits``, Keras' own convention for sigmoid and softmax outputs, in ``fit``,
+    ``evaluate`` and eager loops alike. A prediction that lost them (a copy) falls back to
+    logits recovered from clipped probabilities, as Keras' own losses do."""
 
     def __init__(self, handler, layer: Layer, name: str | None = None):
         super().__init__(name=name or f"hugectr_{layer.type}")
@@ -154,7 +154,7 @@ class HugeCTRModel(keras.Model):
             pred = tf.identity(preds[o.name], name=keras_name(o.name))
             try:  # Keras' convention: losses read a sigmoid/softmax output's logits
                 pred._keras_logits = logits[o.name]
-            except AttributeError:  # eager tensors take no attributes
+            except AttributeError:  # a tensor type that takes no attributes: see HugeCTRLoss
                 pass
             out[o.name] = pred
         return out

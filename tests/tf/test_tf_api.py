@@ -1,0 +1,167 @@
+"""The TensorFlow embedding's key semantics against hand values and the numpy reference,
+dense-only models, losses on saturated logits, the CLI and the typed errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from hugectr2onnx import zoo  # noqa: E402
+from hugectr2onnx.cli import main  # noqa: E402
+from hugectr2onnx.errors import OutputError, UsageError  # noqa: E402
+from hugectr2onnx.hugectr.writer import ModelBuilder, save_model  # noqa: E402
+from hugectr2onnx.ir import EmbeddingTable  # noqa: E402
+from hugectr2onnx.reference import embedding_reference, run_reference  # noqa: E402
+from hugectr2onnx.tf import export_saved_model, load_model, save_hugectr  # noqa: E402
+from hugectr2onnx.tf.embedding import HugeCTREmbedding  # noqa: E402
+from hugectr2onnx.verify import random_feeds  # noqa: E402
+
+TABLE = {"keys": np.array([-1, 7, 2 ** 62 + 5], np.int64),
+         "vectors": np.array([[100, 100], [1, 2], [10, 20]], np.float32)}
+KEYS = np.array([[[7, 2 ** 62 + 5, -1], [7, 999, -1]]], np.int64)  # 999 unseen, -1 padding
+
+
+def _lookup(combiner, keys=KEYS, padding_key=-1):
+    layer = HugeCTREmbedding(TABLE["keys"], TABLE["vectors"], slot_num=2, combiner=combiner,
+                             padding_key=padding_key)
+    return layer(tf.constant(keys)).numpy()[0]
+
+
+def test_sum_skips_padding_even_when_it_is_a_trained_key():
+    np.testing.assert_allclose(_lookup("sum"), [[11, 22], [1, 2]])
+
+
+def test_mean_counts_unseen_keys_but_not_padding():
+    np.testing.assert_allclose(_lookup("mean"), [[5.5, 11], [0.5, 1]])
+
+
+def test_without_padding_key_minus_one_is_an_ordinary_key():
+    np.testing.assert_allclose(_lookup("mean", padding_key=None),
+                               [[111 / 3, 122 / 3], [101 / 3, 102 / 3]], rtol=1e-6)
+
+
+def test_gradients_reach_only_the_rows_looked_up():
+    layer = HugeCTREmbedding(TABLE["keys"], TABLE["vectors"], slot_num=2)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(layer(tf.constant(KEYS)))
+    (grad,) = tape.gradient(total, [layer.vectors.value])
+    assert isinstance(grad, tf.IndexedSlices)  # sparse updates of large tables
+    dense = tf.convert_to_tensor(grad).numpy()
+    by_key = dict(zip(layer.keys.numpy().tolist(), dense[:, 0].tolist()))
+    assert by_key == {-1: 0.0, 7: 2.0, 2 ** 62 + 5: 1.0}
+
+
+def _repeated_localized_tables(emb, rng):
+    """Each of 100 keys on both GPUs of a 2-GPU run with different vectors."""
+    keys = rng.permutation(400)[:150].astype(np.int64)
+    all_keys = np.concatenate([keys, keys[:100]])
+    parity = np.concatenate([np.zeros(100, np.int64), rng.integers(0, 2, 50),
+                             np.ones(100, np.int64)])
+    slots = 2 * rng.integers(0, emb.slot_num // 2, all_keys.size) + parity
+    return {"keys": all_keys, "slot_ids": slots.astype(np.uint64),
+            "vectors": rng.uniform(-1, 1, (all_keys.size, emb.vec_size)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("combiner", ["sum", "mean"])
+@pytest.mark.parametrize("num_gpus", [1, 2])
+def test_lookup_equals_reference(combiner, num_gpus):
+    """Hashed keys, variable-length slots, unseen keys; Localized keys repeated per GPU."""
+    rng = np.random.default_rng(num_gpus)
+    graph = zoo.mmoe_parquet(**zoo.SMALL["mmoe_parquet"], num_gpus=2).graph()
+    emb = graph.embeddings[0]
+    emb.combiner = combiner
+    if num_gpus == 2:
+        t = _repeated_localized_tables(emb, rng)
+    else:
+        t = zoo.random_tables(graph, seed=3, hashed=True)[0]
+    emb.table = EmbeddingTable(t["keys"], t["vectors"], t.get("slot_ids"))
+    known = t["keys"][rng.integers(0, t["keys"].size, (64, emb.slot_num, 3))]
+    keys = np.where(rng.random(known.shape) < 0.2, rng.integers(-2 ** 62, 2 ** 62, known.shape),
+                    known)
+    keys = np.where(np.arange(3) < rng.integers(0, 4, (64, emb.slot_num, 1)), keys, -1)
+    layer = HugeCTREmbedding(t["keys"], t["vectors"], slot_num=emb.slot_num, combiner=combiner,
+                             slot_ids=t.get("slot_ids"), num_gpus=num_gpus)
+    want = embedding_reference(emb, keys, num_gpus=num_gpus)
+    np.testing.assert_allclose(layer(tf.constant(keys)).numpy(), want, rtol=0, atol=1e-6)
+    if num_gpus == 2:
+        assert not np.allclose(want, embedding_reference(emb, keys, num_gpus=1))
+
+
+def _saturating_model(tmp_path, kind="BinaryCrossEntropyLoss", width=1):
+    b = (ModelBuilder().input(dense_dim=3, label_dim=width)
+         .dense("InnerProduct", "dense", "fc", fc_param={"num_output": width})
+         .dense(kind, ["fc", "label"], "loss"))
+    return save_model(b, tmp_path / kind)
+
+
+@pytest.mark.parametrize("kind, width", [("BinaryCrossEntropyLoss", 1),
+                                         ("CrossEntropyLoss", 2),
+                                         ("MultiCrossEntropyLoss", 3)])
+def test_compiled_loss_uses_logits_where_probabilities_saturate(tmp_path, kind, width):
+    art = _saturating_model(tmp_path, kind, width)
+    if kind == "MultiCrossEntropyLoss":  # the reader requires target_weight
+        import json
+        doc = json.loads(open(art.graph_config).read())
+        doc["layers"][-1]["target_weight"] = [1.0, 0.5, 2.0]
+        open(art.graph_config, "w").write(json.dumps(doc))
+    model = load_model(art.graph_config, art.dense_model)
+    rng = np.random.default_rng(0)
+    feeds = {"dense": rng.normal(0, 1000, (16, 3)).astype(np.float32)}  # saturating logits
+    labels = {"label": rng.integers(0, 2, (16, width if width != 2 else 1)).astype(np.float32)}
+    model.compile("sgd")
+    got = model.evaluate(feeds, labels, batch_size=16, verbose=0)
+    exact = float(model.hugectr_loss(feeds, labels, training=False))
+    np.testing.assert_allclose(got, exact, rtol=1e-5)  # fit/evaluate use the logits
+    loss = model.hugectr_losses()["label"]
+    eager = model(feeds)["label"]  # so does an eager training loop
+    np.testing.assert_allclose(float(loss(labels["label"], eager)), exact, rtol=1e-5)
+    bare = tf.constant(eager.numpy())  # a copy without its logits: clipped probabilities
+    assert float(loss(labels["label"], bare)) < exact - 1
+
+
+def test_dense_only_model_takes_embedding_vectors(tmp_path):
+    art = zoo.save(zoo.wdl(**zoo.SMALL["wdl"]), tmp_path / "wdl")
+    model = load_model(art.graph_config, art.dense_model)  # no sparse models
+    assert sorted(model.input_specs()) == ["dense", "sparse_embedding1", "sparse_embedding2"]
+    graph = model.graph
+    feeds = random_feeds(graph, 8, convert_embedding=False)
+    want = run_reference(graph, feeds)
+    got = model(feeds)
+    np.testing.assert_allclose(got["label"].numpy(), want["label"], rtol=0, atol=1e-5)
+    with pytest.raises(UsageError, match="no tables"):
+        save_hugectr(model, tmp_path / "back")
+
+
+def test_export_refuses_to_replace_a_file(tmp_path):
+    art = _saturating_model(tmp_path)
+    model = load_model(art.graph_config, art.dense_model)
+    target = tmp_path / "taken"
+    target.write_text("not a SavedModel")
+    with pytest.raises(OutputError, match="not a SavedModel"):
+        export_saved_model(model, target)
+    assert target.read_text() == "not a SavedModel"
+
+
+def test_cli_to_tf_writes_and_verifies_a_saved_model(tmp_path, capsys):
+    art = zoo.save(zoo.dcn(**zoo.SMALL["dcn"]), tmp_path / "dcn", hashed=True)
+    out = tmp_path / "dcn_saved_model"
+    rc = main(["to-tf", "--graph", art.graph_config, "--dense", art.dense_model,
+               "--sparse", *art.sparse_models, "-o", str(out), "--verify", "--batch", "16"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "serving_default(dense, data1) -> label" in text and "ok" in text
+    assert (out / "saved_model.pb").exists()
+
+
+def test_cli_to_tf_bad_input_is_one_line(tmp_path, capsys):
+    art = zoo.save(zoo.dcn(**zoo.SMALL["dcn"]), tmp_path / "dcn")
+    with open(art.dense_model, "ab") as f:
+        f.write(b"\0" * 4)
+    rc = main(["to-tf", "--graph", art.graph_config, "--dense", art.dense_model,
+               "-o", str(tmp_path / "sm")])
+    err = capsys.readouterr().err
+    assert rc == 3 and len(err.strip().splitlines()) == 1 and art.dense_model in err
+    assert not (tmp_path / "sm").exists()
