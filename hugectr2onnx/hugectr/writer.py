@@ -162,8 +162,11 @@ def write_dense(path, graph: Graph, registry: Registry | None = None) -> None:
                 f.write(arr.tobytes())
 
 
-def write_ntp(path, graph: Graph, registry: Registry | None = None, fp16: bool = False) -> bool:
-    """BatchNorm statistics with C ``%f`` formatting; fp16 runs write 2·C values."""
+def write_ntp(path, graph: Graph, registry: Registry | None = None, fp16: bool = False,
+              exact: bool = False) -> bool:
+    """BatchNorm statistics with C ``%f`` formatting as HugeCTR writes them (``exact``: every
+    float32 digit, ``%.9g``, which any JSON reader takes); fp16 runs write 2·C values."""
+    fmt = "%.9g" if exact else "%f"
     registry = registry or default_registry()
     entries = []
     for layer in sorted(graph.layers, key=lambda l: l.index):
@@ -175,7 +178,7 @@ def write_ntp(path, graph: Graph, registry: Registry | None = None, fp16: bool =
             values = np.asarray(layer.weights[spec.name], dtype=np.float32).reshape(-1)
             if fp16:
                 values = np.concatenate([values, np.full_like(values, 12345.0)])
-            parts.append(f'      "{spec.name}": [' + ", ".join("%f" % v for v in values) + "]")
+            parts.append(f'      "{spec.name}": [' + ", ".join(fmt % v for v in values) + "]")
         entries.append("    {\n" + ",\n".join(parts) + "\n    }")
     if not entries:
         return False

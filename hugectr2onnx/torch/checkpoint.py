@@ -1,0 +1,64 @@
+"""A ``.pt`` checkpoint: the module's state_dict plus the graph JSON it was built from."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import InputFileError, OutputError
+from .api import graph_from_json
+from .module import HugeCTRModule, module_key
+
+FORMAT = "hugectr2onnx.torch"
+VERSION = 1
+
+
+def save_checkpoint(module: HugeCTRModule, path) -> str:
+    """Write ``path`` atomically (a temp file, then rename)."""
+    crosses = [l.params.get("projection_dim", 0) for l in module.graph.layers
+               if l.type == "MultiCross"]
+    tables = [module.embeddings[k] for k in module.embeddings]
+    doc = {"format": FORMAT, "version": VERSION, "graph_json": module.graph_json,
+           "source": module.graph.source, "padding_key": module.padding_key,
+           "projection_dims": crosses, "with_tables": bool(tables),
+           "table_gpus": [t.num_gpus for t in tables], "sparse": any(t.sparse for t in tables),
+           "state_dict": module.state_dict()}
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(doc, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write the checkpoint: {e.strerror or e}", file=str(path))
+    return str(path)
+
+
+def load_checkpoint(path) -> HugeCTRModule:
+    """The module saved by ``save_checkpoint`` (or ``hugectr2onnx to-torch``)."""
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputFileError("no such file", file=str(path))
+    except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
+        raise InputFileError(f"not a torch checkpoint: {str(e).splitlines()[0][:200]}",
+                             file=str(path))
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise InputFileError(f"not a {FORMAT} checkpoint (no 'format': '{FORMAT}' entry)",
+                             file=str(path))
+    if doc.get("version") != VERSION:
+        raise InputFileError(f"checkpoint version {doc.get('version')!r}, this tool reads "
+                             f"{VERSION}", file=str(path), where="version")
+    graph = graph_from_json(doc["graph_json"], doc.get("source") or str(path),
+                            doc["projection_dims"] or None)
+    state = doc["state_dict"]
+    tables = doc["with_tables"]
+    caps = [int(state[f"embeddings.{module_key(e.top)}.keys"].numel()) for e in graph.embeddings] \
+        if tables else None
+    module = HugeCTRModule(graph, graph_json=doc["graph_json"], padding_key=doc["padding_key"],
+                           table_gpus=doc["table_gpus"] or None, capacities=caps,
+                           sparse=doc["sparse"], with_tables=tables)
+    module.load_state_dict(state)
+    return module
