@@ -3,11 +3,9 @@ SavedModel, and back to HugeCTR files."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +14,9 @@ import keras
 
 from ..converter import _check_options
 from ..errors import OutputError, UsageError
-from ..hugectr.files import existing_file
-from ..hugectr.writer import write_dense, write_ntp, write_sparse_folder
+from ..hugectr.files import read_text
+from ..hugectr.snapshot import write_snapshot
+from ..hugectr.writer import Artifacts
 from ..loader import load_model as load_graph
 from ..options import ConvertOptions
 from .model import HugeCTRModel
@@ -35,10 +34,10 @@ def load_model(graph_config, dense_model, sparse_models=None, ntp_file=None, *,
     _check_options(o.num_gpus, o.padding_key)
     graph = load_graph(graph_config, dense_model, sparse_models, ntp_file, key_type=o.key_type,
                        projection_dims=o.projection_dims, strict_finite=o.strict_finite)
-    model = HugeCTRModel(graph, convert_embedding=sparse_models is not None,
+    model = HugeCTRModel(graph, graph_json=read_text(graph_config, "graph config"),
+                         convert_embedding=sparse_models is not None,
                          padding_key=o.padding_key, num_gpus=o.num_gpus,
                          label_weights=label_weights)
-    model.graph_json = json.loads(Path(existing_file(graph_config, "graph config")).read_text())
     model(model.example_inputs())  # builds the model
     return model
 
@@ -73,59 +72,23 @@ def export_saved_model(model: HugeCTRModel, path) -> str:
     return str(path)
 
 
-@dataclass
-class HugeCTRFiles:
-    """What ``save_hugectr`` wrote; the attributes go straight to ``convert()``."""
-
-    graph_config: str
-    dense_model: str
-    sparse_models: list[str]
-    ntp_file: str | None
-
-
 def save_hugectr(model: HugeCTRModel, directory, prefix: str = "model",
-                 iteration: int = 0) -> HugeCTRFiles:
-    """The model's current weights and tables as HugeCTR files, named as HugeCTR names a
-    snapshot: ``{prefix}.json``, ``{prefix}_dense_{iteration}.model`` (+ ``.ntp.json`` for
-    BatchNorm), ``{prefix}{i}_sparse_{iteration}.model/`` folders (``key``, ``emb_vector``,
-    ``slot_id`` for Localized). Each is staged and renamed into place."""
+                 iteration: int = 0) -> Artifacts:
+    """The model's current weights and tables as a HugeCTR snapshot (hugectr/snapshot.py):
+    ``{prefix}.json``, ``{prefix}_dense_{iteration}.model`` (+ ``.ntp.json`` for BatchNorm),
+    ``{prefix}{i}_sparse_{iteration}.model/`` folders. The result's ``graph_config``,
+    ``dense_model``, ``sparse_models`` and ``ntp_file`` go straight to ``convert()`` and
+    ``load_model()``."""
+    if model.graph_json is None:
+        raise UsageError("the model has no graph JSON to write (build it with load_model)")
     if not model.convert_embedding and model.graph.embeddings:
         raise UsageError("the model takes embedding vectors (loaded without sparse models): "
                          "it has no tables to write")
-    directory = Path(directory)
     graph = model.to_graph()
-    names = HugeCTRFiles(f"{prefix}.json", f"{prefix}_dense_{iteration}.model",
-                         [f"{prefix}{i}_sparse_{iteration}.model"
-                          for i in range(len(graph.embeddings))],
-                         f"{prefix}_dense_{iteration}.model.ntp.json")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{prefix}.", dir=directory))
-    except OSError as e:
-        raise OutputError(f"cannot write: {e.strerror}", file=str(directory))
-    try:
-        doc = getattr(model, "graph_json", None)
-        (staging / names.graph_config).write_text(json.dumps(doc, indent=2))
-        write_dense(staging / names.dense_model, graph)
-        has_ntp = write_ntp(staging / names.ntp_file, graph)
-        for emb, name in zip(graph.embeddings, names.sparse_models):
-            t = emb.table
-            write_sparse_folder(staging / name, t.keys, t.vectors,
-                                t.slot_ids if emb.localized else None)
-        written = [names.graph_config, names.dense_model, *names.sparse_models]
-        written += [names.ntp_file] if has_ntp else []
-        for name in written:
-            target = directory / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(staging / name, target)
-    except OSError as e:
-        raise OutputError(f"cannot write HugeCTR files: {e}", file=str(directory))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return HugeCTRFiles(str(directory / names.graph_config), str(directory / names.dense_model),
-                        [str(directory / n) for n in names.sparse_models],
-                        str(directory / names.ntp_file) if has_ntp else None)
+    tables = [emb.table for emb in graph.embeddings]
+    return write_snapshot(directory, graph, model.graph_json,
+                          [{"keys": t.keys, "vectors": t.vectors, "slot_ids": t.slot_ids}
+                           for t in tables], prefix=prefix, iteration=iteration)
 
 
 def verify_saved_model(path, graph, *, batch: int = 64, seed: int = 0, atol: float = 1e-5,

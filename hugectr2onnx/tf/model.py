@@ -78,13 +78,14 @@ class HugeCTRModel(keras.Model):
     ONNX outputs. ``training=True`` gives HugeCTR's training behaviour. ``compile()``
     without ``loss`` uses HugeCTR's losses, weighted by ``label_weights``."""
 
-    def __init__(self, graph: Graph, *, convert_embedding: bool = True,
+    def __init__(self, graph: Graph, *, graph_json: str | None = None,
+                 convert_embedding: bool = True,
                  padding_key: int | None = -1, num_gpus: int | None = None,
                  label_weights: dict | None = None, registry: Registry | None = None,
                  name: str | None = None):
         super().__init__(name=keras_name(name or graph.model_name or "hugectr"))
         registry = registry or default_registry()
-        self.graph = graph
+        self.graph, self.graph_json = graph, graph_json  # the JSON text save_hugectr writes
         self.convert_embedding, self.padding_key = convert_embedding, padding_key
         self.label_weights = {o.name: float((label_weights or {}).get(o.name, 1.0))
                               for o in graph.outputs}

@@ -158,21 +158,10 @@ def test_saved_model_serves_in_a_fresh_process(models, fresh_process_predictions
         np.testing.assert_allclose(served[label], want, rtol=0, atol=1e-6, err_msg=label)
 
 
-def _round_statistics_as_ntp_stores_them(model):
-    """The ntp JSON prints BatchNorm statistics with %f (FORMATS §4)."""
-    for layer in model.graph_layers:
-        for name in ("mean", "var"):
-            if layer.hugectr_layer.type == "BatchNorm":
-                v = layer.params[name]
-                v.assign(np.array(["%f" % x for x in v.numpy()], dtype=np.float64)
-                         .astype(np.float32))
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_save_hugectr_then_convert_equals_trained_model(models, name):
     case = models.trained(name)
     model = case["model"]
-    _round_statistics_as_ntp_stores_them(model)
     files = save_hugectr(model, case["dir"] / "back", prefix="trained", iteration=8)
     assert files.dense_model.endswith("trained_dense_8.model")
     out = case["dir"] / "back.onnx"
