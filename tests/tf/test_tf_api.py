@@ -165,3 +165,25 @@ def test_cli_to_tf_bad_input_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 3 and len(err.strip().splitlines()) == 1 and art.dense_model in err
     assert not (tmp_path / "sm").exists()
+
+
+def test_training_mode_drops_and_updates_batchnorm_statistics(tmp_path):
+    """A Keras model in training mode: Dropout drops; fit moves BatchNorm's running
+    statistics (the ntp tensors, non-trainable) by HugeCTR's factor."""
+    art = zoo.save(zoo.dlrm(**zoo.SMALL["dlrm"]), tmp_path / "dlrm", hashed=True)
+    model = load_model(art.graph_config, art.dense_model, art.sparse_models, art.ntp_file)
+    feeds = random_feeds(model.graph, 16, convert_embedding=True)
+    bn = next(l for l in model.graph_layers if l.hugectr_layer.type == "BatchNorm")
+    assert not bn.params["mean"].trainable and bn.params["gamma"].trainable
+    before = bn.params["mean"].numpy().copy()
+    model.compile("sgd")
+    model.fit(feeds, {"label": np.ones((16, 1), np.float32)}, batch_size=16, verbose=0)
+    assert not np.allclose(bn.params["mean"].numpy(), before)
+    infer = [model(feeds, training=False)["label"].numpy() for _ in range(2)]
+    np.testing.assert_array_equal(*infer)  # inference is deterministic
+
+    art = zoo.save(zoo.ncf(**zoo.SMALL["ncf"]), tmp_path / "ncf", hashed=True)  # Dropout 0.5
+    model = load_model(art.graph_config, art.dense_model, art.sparse_models)
+    feeds = random_feeds(model.graph, 16, convert_embedding=True)
+    train = [model(feeds, training=True)["label"].numpy() for _ in range(2)]
+    assert not np.allclose(*train)
