@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from ..errors import UsageError
 from ..hugectr.sparse import check_keys
 from ..ir import Graph, Layer
 from ..layers.base import Registry, default_registry
@@ -87,6 +88,10 @@ class HugeCTRModel(keras.Model):
         registry = registry or default_registry()
         self.graph, self.graph_json = graph, graph_json  # the JSON text save_hugectr writes
         self.convert_embedding, self.padding_key = convert_embedding, padding_key
+        unknown = sorted(set(label_weights or {}) - {o.name for o in graph.outputs})
+        if unknown:
+            raise UsageError(f"label_weights names {unknown}, the graph's labels are "
+                             f"{[o.name for o in graph.outputs]}")
         self.label_weights = {o.name: float((label_weights or {}).get(o.name, 1.0))
                               for o in graph.outputs}
         self.embedding_layers = []

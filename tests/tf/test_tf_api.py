@@ -187,3 +187,21 @@ def test_training_mode_drops_and_updates_batchnorm_statistics(tmp_path):
     feeds = random_feeds(model.graph, 16, convert_embedding=True)
     train = [model(feeds, training=True)["label"].numpy() for _ in range(2)]
     assert not np.allclose(*train)
+
+
+def test_label_weights_weigh_the_multi_task_loss(tmp_path):
+    art = zoo.save(zoo.mmoe_parquet(**zoo.SMALL["mmoe_parquet"]), tmp_path / "mmoe", hashed=True)
+    load = lambda **kw: load_model(art.graph_config, art.dense_model, art.sparse_models, **kw)  # noqa: E731
+    plain, weighted = load(), load(label_weights={"married_label": 3.0})
+    feeds = random_feeds(plain.graph, 16, convert_embedding=True)
+    rng = np.random.default_rng(0)
+    labels = {n: rng.integers(0, 2, (16, 1)).astype(np.float32)
+              for n in ("50k_label", "married_label")}
+    total = float(plain.hugectr_loss(feeds, labels, training=False))
+    married = total - float(load(label_weights={"married_label": 0.0})
+                            .hugectr_loss(feeds, labels, training=False))
+    assert married > 0.1
+    np.testing.assert_allclose(float(weighted.hugectr_loss(feeds, labels, training=False)),
+                               total + 2 * married, rtol=1e-5)
+    with pytest.raises(UsageError, match="label_weights"):
+        load(label_weights={"nope": 1.0})
