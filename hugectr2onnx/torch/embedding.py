@@ -110,6 +110,10 @@ class HugeCTREmbedding(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
         self._index = None
 
+    def _apply(self, fn, *args, **kwargs):  # .to(device) etc.: rebuild the index there
+        self._index = None
+        return super()._apply(fn, *args, **kwargs)
+
     def _groups(self) -> list[_Index]:
         if self._index is None:
             n = int(self.num_keys)

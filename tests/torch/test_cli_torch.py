@@ -86,3 +86,15 @@ def test_checkpoint_errors_are_typed_and_one_line(tmp_path, capsys):
     assert main(["from-torch", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "o")]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing.pt" in err and "no such file" in err
+
+
+def test_save_hugectr_into_a_file_path_is_an_output_error(tmp_path):
+    from hugectr2onnx.errors import OutputError
+
+    art = zoo.save(zoo.gmf(**zoo.SMALL["gmf"]), tmp_path / "in")
+    module = ht.load_model(art.graph_config, art.dense_model, art.sparse_models, max_new_keys=0)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError):
+        ht.save_hugectr(module, blocker)
+    assert blocker.read_text() == "x"

@@ -126,3 +126,25 @@ def test_parameters_are_named_after_layers_and_specs_in_hugectr_layout(tmp_path)
     shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
     assert shapes == {"layers.fc_a.W": (3, 1), "layers.fc_a.b": (1, 1),
                       "layers.fc_b.W": (3, 1), "layers.fc_b.b": (1, 1)}
+
+
+@pytest.mark.parametrize("layer_type, block", [
+    ("BatchNorm", {"bn_param": {"factor": 0.5, "eps": 1e-5}}),
+    ("PReLU_Dice", {"prelu_dice_param": {"alpha": 0.2, "eps": 1e-8}}),
+    ("Dropout", {"rate": 0.0}),
+])
+def test_training_mode_gradients_match_finite_differences(layer_type, block):
+    h, layer = make_layer(layer_type, block, [(B, 3)])
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    params = {"gamma": torch.rand(3, dtype=torch.float64, requires_grad=True),
+              "beta": torch.rand(3, dtype=torch.float64, requires_grad=True),
+              "mean": torch.zeros(3, dtype=torch.float64),
+              "var": torch.ones(3, dtype=torch.float64)} if layer_type == "BatchNorm" else {}
+    trainable = [k for k, v in params.items() if v.requires_grad]
+
+    def fn(x, *ws):
+        return h.forward(layer, OPS, [x], dict(params, **dict(zip(trainable, ws))),
+                         training=True)[0]
+
+    assert torch.autograd.gradcheck(fn, (x, *[params[k] for k in trainable]), eps=1e-6,
+                                    atol=1e-5)
