@@ -26,8 +26,8 @@ class Ops:
 
     def zeros_like(self, x):
         """Zeros of x's shape and dtype, also where the batch is unknown while tracing
-        (TensorFlow); exact for any x (NaN > NaN is false). A backend may override it."""
-        return self.to_float(self.greater(x, x), like=x)
+        (TensorFlow); no gradient."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ element-wise
     def add(self, a, b):

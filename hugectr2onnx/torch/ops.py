@@ -36,6 +36,7 @@ class TorchOps(Ops):
     greater_equal = staticmethod(torch.ge)
     logical_and = staticmethod(torch.logical_and)
     matmul = staticmethod(torch.matmul)
+    zeros_like = staticmethod(torch.zeros_like)
 
     def elu(self, x, alpha):
         return F.elu(x, alpha=alpha)
