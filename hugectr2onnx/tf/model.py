@@ -65,6 +65,16 @@ class HugeCTRLoss(keras.losses.Loss):
         return {"name": self.name}
 
 
+def _as_input(name: str, value, dtype):
+    """One input as a tensor of the signature's dtype; keys must be integers (a float key
+    would be truncated silently)."""
+    x = value if tf.is_tensor(value) else tf.convert_to_tensor(np.asarray(value))
+    if dtype == tf.int64 and not x.dtype.is_integer:
+        raise UsageError(f"input {name!r} holds keys and must be an integer array, "
+                         f"found {x.dtype.name}")
+    return x if x.dtype == dtype else tf.cast(x, dtype)
+
+
 def _logits_of(kind: str, p):
     p = tf.clip_by_value(p, 1e-7, 1 - 1e-7)
     if kind == "CrossEntropyLoss":
@@ -136,12 +146,13 @@ class HugeCTRModel(keras.Model):
         values = {}
         for name, spec in self.input_specs().items():
             if name in inputs:
-                values[name] = tf.convert_to_tensor(inputs[name], spec.dtype)
+                values[name] = _as_input(name, inputs[name], spec.dtype)
             elif name == data.dense_name and data.dense_dim == 0:
                 first = next(iter(inputs.values()))
                 values[name] = tf.zeros([tf.shape(first)[0], 0], tf.float32)
             else:
-                raise KeyError(f"missing input {name!r} (inputs: {sorted(self.input_specs())})")
+                raise UsageError(f"missing input {name!r} (the model's inputs: "
+                                 f"{', '.join(self.input_specs())})")
         for emb, layer in zip(self.graph.embeddings, self.embedding_layers):
             values[emb.top] = layer(values[emb.bottom])
         logits, preds = {}, {}

@@ -205,3 +205,15 @@ def test_label_weights_weigh_the_multi_task_loss(tmp_path):
                                total + 2 * married, rtol=1e-5)
     with pytest.raises(UsageError, match="label_weights"):
         load(label_weights={"nope": 1.0})
+
+
+def test_bad_inputs_are_usage_errors(tmp_path):
+    art = zoo.save(zoo.dcn(**zoo.SMALL["dcn"]), tmp_path / "dcn", hashed=True)
+    model = load_model(art.graph_config, art.dense_model, art.sparse_models)
+    feeds = random_feeds(model.graph, 4, convert_embedding=True)
+    with pytest.raises(UsageError, match="missing input 'data1'"):
+        model({"dense": feeds["dense"]})
+    with pytest.raises(UsageError, match="must be an integer array"):
+        model({**feeds, "data1": feeds["data1"].astype(np.float64)})
+    as_int32 = model({**feeds, "data1": feeds["data1"].astype(np.int32)})  # widened
+    assert as_int32["label"].shape == (4, 1)
