@@ -20,13 +20,12 @@ class Ops:
         """``value`` (scalar or numpy array) as a tensor with the dtype and device of ``like``."""
         raise NotImplementedError
 
-    def to_float(self, x, like):
-        """A boolean or integer tensor as 0/1 floats in the dtype of ``like``."""
+    def zeros_like(self, x):
+        """Zeros of x's shape and dtype (the batch dimension may be dynamic)."""
         raise NotImplementedError
 
-    def zeros_like(self, x):
-        """Zeros of x's shape and dtype, also where the batch is unknown while tracing
-        (TensorFlow); no gradient."""
+    def to_float(self, x, like):
+        """A boolean or integer tensor as 0/1 floats in the dtype of ``like``."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ element-wise

@@ -96,8 +96,8 @@ class GRU(LayerHandler):
         x = ops.reshape(xs[0], [steps, -1, e_size])  # time-major
         xg = ops.add(ops.matmul(x, ops.transpose(w, [1, 0])), b)  # [T, N, 3H], all steps at once
         r_t = ops.transpose(r, [1, 0])
-        h = ops.zeros_like(ops.slice(ops.reshape(ops.slice(xg, 0, 0, 1), [-1, 3 * h_size]), 1, 0,
-                                     h_size))  # hx is never read; N may be unknown (TF)
+        h = ops.zeros_like(ops.reshape(ops.slice(ops.slice(xg, 0, 0, 1), 2, 0, h_size),
+                                   [-1, h_size]))  # [N, H]; hx is never read
         states = []
         for t in range(steps):  # the recurrence is sequential in time
             g = ops.reshape(ops.slice(xg, 0, t, t + 1), [-1, 3 * h_size])

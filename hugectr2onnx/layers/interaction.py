@@ -72,7 +72,7 @@ class Interaction(LayerHandler):
         gram = ops.reshape(ops.matmul(v, ops.transpose(v, [0, 2, 1])), [-1, n * n])
         i, j = triangle_pairs(n)
         dots = ops.take(gram, (i * n + j).tolist(), 1)
-        zero = ops.zeros_like(ops.slice(mlp, 1, 0, 1))  # the batch may be unknown (TF)
+        zero = ops.zeros_like(ops.slice(mlp, 1, 0, 1))
         out = ops.concat([mlp, dots, zero], 1)
         return [out] * len(layer.tops)
 

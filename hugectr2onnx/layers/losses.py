@@ -17,6 +17,15 @@ def bce_terms(ops, x, y):
                    ops.log1p(ops.exp(ops.neg(ops.abs(x)))))
 
 
+def sum_all(ops, tensors):
+    """The sum of every entry of every tensor."""
+    total = None
+    for t in tensors:
+        part = ops.sum(ops.reshape(t, [-1]), 0)
+        total = part if total is None else ops.add(total, part)
+    return total
+
+
 class _Loss(LayerHandler):
     bottoms = (2, 2)
     is_loss = True
@@ -25,7 +34,20 @@ class _Loss(LayerHandler):
         params = {}
         if p.has("regularizer"):
             params["regularizer"] = p.str("regularizer", choices=("L1", "L2"))
+            params["lambda"] = p.float("lambda", 0.0)
         return params
+
+    def regularization(self, layer, ops, weights: list, batch: int):
+        """HugeCTR's ``rterm`` added to this loss in training (regularizers/*.cu) over every
+        dense-file tensor of the network: L2 ``lambda/(2B)·Σw²``, L1 ``lambda/B·Σ|w|``;
+        None without a regularizer."""
+        kind, lam = layer.params.get("regularizer"), layer.params.get("lambda", 0.0)
+        if kind is None or not weights:
+            return None
+        if kind == "L2":
+            total = sum_all(ops, [ops.mul(w, w) for w in weights])
+            return ops.mul(total, lam / (2.0 * batch))
+        return ops.mul(sum_all(ops, [ops.abs(w) for w in weights]), lam / batch)
 
     def infer(self, layer):
         pred, label = layer.in_shapes
@@ -84,7 +106,7 @@ class CrossEntropyLoss(_Loss):
         top = ops.max(logits, -1, keepdims=True)
         log_total = ops.add(top, ops.log(ops.sum(ops.exp(ops.sub(logits, top)), -1, keepdims=True)))
         log_p = ops.sub(logits, log_total)
-        y = ops.slice(ops.reshape(label, [ops.shape(logits)[0], -1]), 1, 0, 1)
+        y = ops.slice(label, 1, 0, 1)  # label [B, label_dim]
         picked = ops.where(ops.greater_equal(y, 0.5),
                            ops.slice(log_p, 1, 1, 2), ops.slice(log_p, 1, 0, 1))
         return ops.neg(ops.mean(picked, (0, 1)))

@@ -43,23 +43,24 @@ class GraphLayer(keras.layers.Layer):
 
 
 class HugeCTRLoss(keras.losses.Loss):
-    """HugeCTR's training loss of one loss layer (handler ``loss``), regularizer excluded.
+    """HugeCTR's training loss of one loss layer: the handler's ``loss``, plus its L1/L2
+    regularizer term over the model's dense weights when the JSON sets one.
 
     It needs the loss layer's logits: the model's predictions carry them as
     ``_keras_logits``, Keras' own convention for sigmoid and softmax outputs, in ``fit``,
     ``evaluate`` and eager loops alike. A prediction that lost them (a copy) falls back to
     logits recovered from clipped probabilities, as Keras' own losses do."""
 
-    def __init__(self, handler, layer: Layer, name: str | None = None):
-        super().__init__(name=name or f"hugectr_{layer.type}")
-        self.handler, self.hugectr_layer = handler, layer
+    def __init__(self, model: "HugeCTRModel", label: str, name: str | None = None):
+        super().__init__(name=name or f"{keras_name(label)}_loss")
+        self.loss_of_logits = lambda logits, y: model.layer_loss(label, logits, y)
+        self.kind = model.loss_layers[label][1].type
 
     def call(self, y_true, y_pred):
         logits = getattr(y_pred, "_keras_logits", None)
         if logits is None:
-            logits = _logits_of(self.hugectr_layer.type, y_pred)
-        y_true = tf.cast(y_true, logits.dtype)
-        return self.handler.loss(self.hugectr_layer, OPS, logits, y_true)
+            logits = _logits_of(self.kind, y_pred)
+        return self.loss_of_logits(logits, y_true)
 
     def get_config(self):
         return {"name": self.name}
@@ -184,17 +185,26 @@ class HugeCTRModel(keras.Model):
     # ---------------------------------------------------------------- losses
     def hugectr_losses(self) -> dict:
         """``{label: HugeCTRLoss}`` for ``compile(loss=...)``."""
-        return {name: HugeCTRLoss(h, l, name=f"{keras_name(name)}_loss")
-                for name, (h, l) in self.loss_layers.items()}
+        return {name: HugeCTRLoss(self, name) for name in self.loss_layers}
+
+    def layer_loss(self, label: str, logits, y):
+        """HugeCTR's loss of one loss layer from its logits, with the layer's regularizer
+        (``rterm`` over every dense-file tensor, as HugeCTR adds it in training)."""
+        handler, layer = self.loss_layers[label]
+        y = tf.cast(tf.convert_to_tensor(y), logits.dtype)
+        value = handler.loss(layer, OPS, logits, y)
+        if layer.params.get("regularizer"):
+            weights = [w.value for g in self.graph_layers for w in g.trainable_weights]
+            batch = tf.cast(tf.shape(logits)[0], logits.dtype)
+            term = handler.regularization(layer, OPS, weights, batch)
+            value = value if term is None else value + term
+        return value
 
     def hugectr_loss(self, inputs, labels, training: bool = True):
         """HugeCTR's total training loss (label-weighted sum) for eager training loops."""
         logits, _ = self._forward(inputs, training)
-        total = 0.0
-        for name, (h, l) in self.loss_layers.items():
-            y = tf.cast(tf.convert_to_tensor(labels[name]), logits[name].dtype)
-            total += self.label_weights[name] * h.loss(l, OPS, logits[name], y)
-        return total
+        return sum(self.label_weights[name] * self.layer_loss(name, logits[name], labels[name])
+                   for name in self.loss_layers)
 
     def compile(self, optimizer="adam", loss=None, loss_weights=None, **kwargs):
         if loss is None:

@@ -9,7 +9,7 @@ import torch
 
 from ..errors import InputFileError, OutputError
 from .api import graph_from_json
-from .module import HugeCTRModule, module_key
+from .module import HugeCTRModule
 
 FORMAT = "hugectr2onnx.torch"
 VERSION = 1
@@ -20,11 +20,18 @@ def save_checkpoint(module: HugeCTRModule, path) -> str:
     crosses = [l.params.get("projection_dim", 0) for l in module.graph.layers
                if l.type == "MultiCross"]
     tables = [module.embeddings[k] for k in module.embeddings]
+    state = module.state_dict()
+    for name, emb in module.embeddings.items():  # rows in use only: reserved rows are redrawn
+        n = int(emb.num_keys)
+        for part in ("weight", "keys", "slot_ids"):
+            key = f"embeddings.{name}.{part}"
+            if key in state:
+                state[key] = state[key][:n].clone()
     doc = {"format": FORMAT, "version": VERSION, "graph_json": module.graph_json,
            "source": module.graph.source, "padding_key": module.padding_key,
            "projection_dims": crosses, "with_tables": bool(tables),
-           "table_gpus": [t.num_gpus for t in tables], "sparse": any(t.sparse for t in tables),
-           "state_dict": module.state_dict()}
+           "capacities": [t.capacity for t in tables], "table_gpus": [t.num_gpus for t in tables],
+           "sparse": any(t.sparse for t in tables), "state_dict": state}
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -53,12 +60,22 @@ def load_checkpoint(path) -> HugeCTRModule:
                              f"{VERSION}", file=str(path), where="version")
     graph = graph_from_json(doc["graph_json"], doc.get("source") or str(path),
                             doc["projection_dims"] or None)
-    state = doc["state_dict"]
+    state = dict(doc["state_dict"])
     tables = doc["with_tables"]
-    caps = [int(state[f"embeddings.{module_key(e.top)}.keys"].numel()) for e in graph.embeddings] \
-        if tables else None
     module = HugeCTRModule(graph, graph_json=doc["graph_json"], padding_key=doc["padding_key"],
-                           table_gpus=doc["table_gpus"] or None, capacities=caps,
-                           sparse=doc["sparse"], with_tables=tables)
-    module.load_state_dict(state)
+                           table_gpus=doc["table_gpus"] or None,
+                           capacities=doc["capacities"] or None, sparse=doc["sparse"],
+                           with_tables=tables)
+    try:
+        for name, emb in module.embeddings.items():
+            parts = {p: state.pop(f"embeddings.{name}.{p}", None)
+                     for p in ("weight", "keys", "slot_ids", "num_keys")}
+            emb.load_rows(parts["keys"], parts["weight"], parts["slot_ids"])
+        result = module.load_state_dict(state, strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith("embeddings.")]
+        if missing or result.unexpected_keys:
+            raise ValueError(f"missing {missing}, unexpected {result.unexpected_keys}")
+    except (RuntimeError, ValueError, TypeError, AttributeError) as e:
+        raise InputFileError(f"checkpoint does not fit its graph: {str(e).splitlines()[0][:300]}",
+                             file=str(path))
     return module

@@ -189,6 +189,20 @@ class HugeCTREmbedding(nn.Module):
         return out
 
     # ---------------------------------------------------------------- export
+    @torch.no_grad()
+    def load_rows(self, keys: torch.Tensor, vectors: torch.Tensor,
+                  slot_ids: torch.Tensor | None = None) -> None:
+        """Set the rows in use (a trimmed checkpoint's); reserved rows keep their draw."""
+        n = int(keys.numel())
+        if n > self.capacity:
+            raise ValueError(f"{n} keys exceed the table's capacity {self.capacity}")
+        self.keys[:n] = keys
+        self.weight[:n] = vectors
+        if self.slot_ids is not None and slot_ids is not None:
+            self.slot_ids[:n] = slot_ids
+        self.num_keys.fill_(n)
+        self._index = None
+
     def table(self) -> dict:
         """The rows in use as numpy arrays for HugeCTR's sparse files."""
         n = int(self.num_keys)

@@ -172,11 +172,19 @@ class HugeCTRModule(nn.Module):
             if h.is_loss:
                 predictions[layer.bottoms[1]] = ys[0]
                 if labels is not None:
-                    losses[layer.bottoms[1]] = h.loss(layer, OPS, xs[0], xs[1])
+                    losses[layer.bottoms[1]] = self._loss(h, layer, xs[0], xs[1])
             for top, y in zip(layer.tops, ys):
                 values[top] = y
         names = self.output_names
         return {n: predictions[n] for n in names}, {n: losses[n] for n in names if n in losses}
+
+    def _loss(self, h, layer, logits, label):
+        value = h.loss(layer, OPS, logits, label)
+        if layer.params.get("regularizer"):
+            weights = [p for lt in self.layers.values() for p in lt.parameters()]
+            term = h.regularization(layer, OPS, weights, int(logits.shape[0]))
+            value = value if term is None else value + term
+        return value
 
     # ---------------------------------------------------------------- back to the IR
     def layer_weights(self, position: int) -> dict[str, np.ndarray]:

@@ -15,6 +15,8 @@ class TorchOps(Ops):
     def const(self, value, like):
         return torch.as_tensor(np.asarray(value), dtype=like.dtype, device=like.device)
 
+    zeros_like = staticmethod(torch.zeros_like)
+
     def to_float(self, x, like):
         return x.to(like.dtype)
 
@@ -36,7 +38,6 @@ class TorchOps(Ops):
     greater_equal = staticmethod(torch.ge)
     logical_and = staticmethod(torch.logical_and)
     matmul = staticmethod(torch.matmul)
-    zeros_like = staticmethod(torch.zeros_like)
 
     def elu(self, x, alpha):
         return F.elu(x, alpha=alpha)

@@ -217,3 +217,25 @@ def test_bad_inputs_are_usage_errors(tmp_path):
         model({**feeds, "data1": feeds["data1"].astype(np.float64)})
     as_int32 = model({**feeds, "data1": feeds["data1"].astype(np.int32)})  # widened
     assert as_int32["label"].shape == (4, 1)
+
+
+@pytest.mark.parametrize("kind", ["L1", "L2"])
+def test_regularizer_adds_hugectrs_rterm_in_fit_and_eager(kind, tmp_path):
+    b = (ModelBuilder().input(label_dim=1, label_name="label", dense_dim=3)
+         .dense("InnerProduct", "dense", "fc1", fc_param={"num_output": 4})
+         .dense("InnerProduct", "fc1", "fc2", fc_param={"num_output": 1})
+         .dense("BinaryCrossEntropyLoss", ["fc2", "label"], "loss", regularizer=kind,
+                **{"lambda": 0.3}))
+    art = save_model(b, tmp_path)
+    model = load_model(art.graph_config, art.dense_model)
+    x = {"dense": np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)}
+    y = {"label": np.ones((6, 1), np.float32)}
+    plain = -np.log(model(x)["label"].numpy().astype(np.float64)).mean()
+    w = np.concatenate([v.numpy().reshape(-1) for v in model.trainable_weights])
+    assert w.size == 3 * 4 + 4 + 4 + 1
+    term = 0.3 / 12 * (w.astype(np.float64) ** 2).sum() if kind == "L2" else 0.3 / 6 * np.abs(w).sum()
+    np.testing.assert_allclose(float(model.hugectr_loss(x, y, training=False)), plain + term,
+                               rtol=1e-5)
+    model.compile("sgd")
+    np.testing.assert_allclose(model.evaluate(x, y, batch_size=6, verbose=0), plain + term,
+                               rtol=1e-5)

@@ -97,3 +97,51 @@ def test_zoo_model_predicts_trains_and_round_trips(name, tmp_path):
                           max_new_keys=0)
     for k, v in predict(again, feeds).items():
         np.testing.assert_allclose(v, got[k], rtol=0, atol=ATOL, err_msg=k)
+
+
+def test_localized_keys_repeated_across_gpus_round_trip(tmp_path):
+    """Two GPUs' Localized tables hold the same keys with different rows: each slot reads its
+    GPU's row; new keys take their slot as slot_id, and the converter reads them back."""
+    from hugectr2onnx.hugectr.writer import ModelBuilder, save_model
+
+    b = (ModelBuilder().input(dense_dim=2, sparse=[dict(top="s", slot_num=4, nnz_per_slot=2,
+                                                        is_fixed_length=False)])
+         .embedding(bottom="s", top="e", vec_size=3, combiner="mean",
+                    type="LocalizedSlotSparseEmbeddingHash", num_gpus=2)
+         .dense("Reshape", "e", "r", leading_dim=12)
+         .dense("Concat", ["r", "dense"], "c")
+         .dense("InnerProduct", "c", "fc", fc_param={"num_output": 1})
+         .dense("BinaryCrossEntropyLoss", ["fc", "label"], "loss"))
+    rng = np.random.default_rng(0)
+    keys = np.concatenate([np.arange(50), np.arange(50)]).astype(np.int64)
+    slot_ids = np.concatenate([np.zeros(50), np.ones(50)]).astype(np.uint64)  # GPU 0 and 1
+    table = {"keys": keys, "vectors": rng.uniform(-1, 1, (100, 3)).astype(np.float32),
+             "slot_ids": slot_ids}
+    art = save_model(b, tmp_path / "in", tables=[table])
+    graph = load_ir(art.graph_config, art.dense_model, art.sparse_models)
+    feeds = random_feeds(graph, BATCH, convert_embedding=True, seed=1, unseen_fraction=0.3)
+    feeds["s"] = np.where(feeds["s"] >= 0, feeds["s"] % 80, feeds["s"])  # 50..79 are new
+    module = ht.load_model(art.graph_config, art.dense_model, art.sparse_models,
+                           max_new_keys=200)
+    assert module.embeddings["e"].num_gpus == 2
+    converter.convert(str(tmp_path / "in.onnx"), art.graph_config, art.dense_model, True,
+                      art.sparse_models)
+    want, got = run_onnx(tmp_path / "in.onnx", feeds), predict(module, feeds)
+    np.testing.assert_allclose(got["label"], want["label"], rtol=0, atol=ATOL)
+
+    module.train()
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        module.loss(feeds, np.ones((BATCH, 1), np.float32)).backward()
+        opt.step()
+    out = ht.save_hugectr(module, tmp_path / "out")
+    t = load_table(out.sparse_models[0], graph.embeddings[0], "I64")
+    new = t.keys >= 50
+    assert new.any() and (t.keys[new] < 80).all()
+    slots = np.asarray(t.slot_ids[new]).astype(np.int64)
+    assert ((slots >= 0) & (slots < 4)).all()
+    converter.convert(str(tmp_path / "out.onnx"), out.graph_config, out.dense_model, True,
+                      out.sparse_models, num_gpus=2)
+    want, got = run_onnx(tmp_path / "out.onnx", feeds), predict(module, feeds)
+    np.testing.assert_allclose(got["label"], want["label"], rtol=0, atol=ATOL)

@@ -49,6 +49,10 @@ def test_to_torch_then_from_torch_keeps_predictions(name, tmp_path, capsys):
     assert main(["from-torch", str(pt), "-o", str(out), "--prefix", name, "--iteration", "9"]) == 0
     text = capsys.readouterr().out
     assert f"{name}_dense_9.model" in text and f"{name}0_sparse_9.model" in text
+    assert "capacity 250" in text  # reserved rows are not stored, but their count is
+    stored = torch.load(pt, weights_only=True)["state_dict"]
+    assert stored["embeddings.sparse_embedding1.weight"].shape[0] == \
+        int(module.embeddings["sparse_embedding1"].num_keys)
     names = {p.name for p in out.iterdir()}
     assert f"{name}.json" in names and not any(n.startswith(".") for n in names)
     ntp = out / f"{name}_dense_9.model.ntp.json"

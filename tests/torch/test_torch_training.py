@@ -16,7 +16,7 @@ from hugectr2onnx.hugectr.writer import ModelBuilder, save_model  # noqa: E402
 from hugectr2onnx.ir import B  # noqa: E402
 from hugectr2onnx.torch.ops import OPS  # noqa: E402
 
-from test_layers import make_layer  # noqa: E402
+from test_torch_layers import make_layer  # noqa: E402
 
 
 def test_batchnorm_training_uses_batch_statistics_and_factor():
@@ -148,3 +148,20 @@ def test_training_mode_gradients_match_finite_differences(layer_type, block):
 
     assert torch.autograd.gradcheck(fn, (x, *[params[k] for k in trainable]), eps=1e-6,
                                     atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["L1", "L2"])
+def test_regularizer_adds_hugectrs_rterm_over_every_dense_tensor(kind, tmp_path):
+    b = (ModelBuilder().input(label_dim=1, label_name="label", dense_dim=3)
+         .dense("InnerProduct", "dense", "fc1", fc_param={"num_output": 4})
+         .dense("InnerProduct", "fc1", "fc2", fc_param={"num_output": 1})
+         .dense("BinaryCrossEntropyLoss", ["fc2", "label"], "loss", regularizer=kind,
+                **{"lambda": 0.3}))
+    art = save_model(b, tmp_path)
+    m = ht.load_model(art.graph_config, art.dense_model).eval()
+    x, y = {"dense": torch.randn(6, 3)}, torch.ones(6, 1)
+    plain = -torch.log(m(**x)["label"]).mean()
+    w = torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+    assert w.numel() == 3 * 4 + 4 + 4 + 1
+    term = 0.3 / 12 * (w ** 2).sum() if kind == "L2" else 0.3 / 6 * w.abs().sum()
+    torch.testing.assert_close(m.loss(x, y), plain + term, rtol=1e-5, atol=1e-6)

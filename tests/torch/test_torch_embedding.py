@@ -108,3 +108,13 @@ def test_index_merges_and_state_dict_round_trip(monkeypatch):
     fresh = HugeCTREmbedding(3, 1, capacity=400).eval()
     fresh.load_state_dict(e.state_dict())
     np.testing.assert_array_equal(lookup(fresh, keys.reshape(-1, 1, 1)), got[:, None])
+
+
+def test_adagrad_on_sparse_gradients_updates_only_the_batch_rows():
+    e = table(sparse=True).train()
+    opt = torch.optim.Adagrad(e.parameters(), lr=0.1)
+    e(torch.tensor([[[-5, BIG], [-1, -1]]])).sum().backward()
+    opt.step()
+    w = e.weight.detach().numpy()
+    np.testing.assert_array_equal(w[0], VECS[0])
+    np.testing.assert_allclose(w[1:3], VECS[1:] - 0.1, rtol=1e-6)  # Adagrad's first step: lr
