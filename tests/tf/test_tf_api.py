@@ -131,6 +131,10 @@ def test_dense_only_model_takes_embedding_vectors(tmp_path):
     want = run_reference(graph, feeds)
     got = model(feeds)
     np.testing.assert_allclose(got["label"].numpy(), want["label"], rtol=0, atol=1e-5)
+    serve = tf.saved_model.load(export_saved_model(model, tmp_path / "sm")).signatures[
+        "serving_default"]
+    served = serve(**{k: tf.constant(v) for k, v in feeds.items()})
+    np.testing.assert_allclose(served["label"].numpy(), want["label"], rtol=0, atol=1e-5)
     with pytest.raises(UsageError, match="no tables"):
         save_hugectr(model, tmp_path / "back")
 
