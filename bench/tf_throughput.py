@@ -1,6 +1,7 @@
 """TensorFlow backend throughput: the exported SavedModel's ``serving_default`` (loaded with
 ``tf.saved_model.load``) against ONNX Runtime on the converted model, same inputs, and
-Keras ``train_on_batch`` steps of the same model, batch 4096, 2 threads each.
+Keras ``train_on_batch`` steps of the same model, batch 4096, 2 threads each. Serving
+rounds alternate A B B A; the ratio is the median of the per-round ratios.
 
     python bench/tf_throughput.py [--models dlrm dcn ...] [--batch 4096] [--repeats 10]
 """
@@ -29,14 +30,23 @@ from hugectr2onnx.verify import random_feeds  # noqa: E402
 SIZES = {"dlrm": dict(slots=26, bottom=(512, 256, 128)), "dcn": {}, "wdl": {}, "deepfm": {}}
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up (tracing, allocations)
-    times = []
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def paired(a, b, repeats: int):
+    """Medians of a and b and of the per-round ratio b/a, rounds run A B B A so that load
+    from other jobs on a shared machine falls on both sides."""
+    a(), b()  # warm-up (tracing, allocations)
+    ta, tb, ratios = [], [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        x1, y1, y2, x2 = seconds(a), seconds(b), seconds(b), seconds(a)
+        ta += [x1, x2]
+        tb += [y1, y2]
+        ratios.append((y1 + y2) / (x1 + x2))
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
 
 
 def main() -> None:
@@ -50,7 +60,7 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     print(f"batch {args.batch}, {args.keys} hashed keys per table, {args.threads} threads, "
-          f"median of {args.repeats}")
+          f"medians of {args.repeats} A B B A rounds (ratio: SavedModel / ORT per round)")
     print(f"{'model':8} {'ORT ms':>8} {'SavedModel ms':>14} {'ratio':>6} {'train step ms':>14}")
     for name in args.models:
         with tempfile.TemporaryDirectory() as d:
@@ -71,12 +81,14 @@ def main() -> None:
             want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
             diff = max(float(np.abs(got[k].numpy() - want[k]).max()) for k in want)
             assert diff < 1e-4, f"{name}: SavedModel and ONNX differ by {diff}"
-            t_ort = median_seconds(lambda: sess.run(None, feeds), args.repeats)
-            t_tf = median_seconds(lambda: serve(**tf_feeds), args.repeats)
+            t_ort, t_tf, ratio = paired(lambda: sess.run(None, feeds), lambda: serve(**tf_feeds),
+                                        args.repeats)
             labels = {o.name: np.ones((args.batch, 1), np.float32) for o in model.graph.outputs}
             model.compile("adam")
-            t_train = median_seconds(lambda: model.train_on_batch(feeds, labels), args.repeats)
-            print(f"{name:8} {t_ort * 1e3:8.1f} {t_tf * 1e3:14.1f} {t_tf / t_ort:6.2f} "
+            step = lambda: model.train_on_batch(feeds, labels)  # noqa: E731
+            step()
+            t_train = statistics.median(seconds(step) for _ in range(args.repeats))
+            print(f"{name:8} {t_ort * 1e3:8.1f} {t_tf * 1e3:14.1f} {ratio:6.2f} "
                   f"{t_train * 1e3:14.1f}")
 
 
