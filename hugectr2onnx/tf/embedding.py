@@ -19,7 +19,8 @@ import tensorflow as tf
 import keras
 
 
-def _from(array):
+def from_array(array):
+    """A Keras initializer giving ``array``'s values."""
     def init(shape, dtype=None):
         return tf.constant(np.ascontiguousarray(array).reshape(shape), dtype=dtype)
     return init
@@ -36,7 +37,7 @@ class HugeCTREmbedding(keras.layers.Layer):
         vectors = np.asarray(vectors, dtype=np.float32).reshape(keys.size, -1)
         group = (np.zeros(keys.size, np.int64) if num_gpus == 1 else
                  (np.asarray(slot_ids, dtype=np.uint64) % np.uint64(num_gpus)).astype(np.int64))
-        order = np.lexsort((keys, group))
+        order = np.argsort(keys) if num_gpus == 1 else np.lexsort((keys, group))
         self.slot_num, self.combiner, self.num_gpus = slot_num, combiner, num_gpus
         self.padding_key, self.vec_size = padding_key, int(vectors.shape[1])
         # each group's rows [start, end) and the slots that read it
@@ -44,14 +45,14 @@ class HugeCTREmbedding(keras.layers.Layer):
         self.groups = [(int(bounds[g]), int(bounds[g + 1]),
                         [s for s in range(slot_num) if s % num_gpus == g]) for g in range(num_gpus)]
         self.vectors = self.add_weight(shape=vectors.shape, name="emb_vector",
-                                       initializer=_from(vectors[order]))
+                                       initializer=from_array(vectors[order]))
         self.keys = self.add_weight(shape=keys.shape, dtype="int64", name="key", trainable=False,
-                                    initializer=_from(keys[order]))
+                                    initializer=from_array(keys[order]))
         self.slot_ids = None
         if slot_ids is not None:
             self.slot_ids = self.add_weight(
                 shape=keys.shape, dtype="int64", name="slot_id", trainable=False,
-                initializer=_from(np.asarray(slot_ids).astype(np.int64)[order]))
+                initializer=from_array(np.asarray(slot_ids).astype(np.int64)[order]))
         self.built = True
 
     def _rows(self, keys, start: int, end: int):

@@ -12,7 +12,7 @@ from ..errors import UsageError
 from ..hugectr.sparse import check_keys
 from ..ir import Graph, Layer
 from ..layers.base import Registry, default_registry
-from .embedding import HugeCTREmbedding, _from
+from .embedding import HugeCTREmbedding, from_array
 from .ops import OPS
 
 
@@ -33,7 +33,7 @@ class GraphLayer(keras.layers.Layer):
             for spec in specs:
                 self.params[spec.name] = self.add_weight(
                     shape=spec.shape, name=spec.name, trainable=trainable,
-                    initializer=_from(np.asarray(layer.weights[spec.name], np.float32)))
+                    initializer=from_array(np.asarray(layer.weights[spec.name], np.float32)))
         self.built = True
 
     def call(self, xs, training=False):
