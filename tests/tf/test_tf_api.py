@@ -243,3 +243,19 @@ def test_regularizer_adds_hugectrs_rterm_in_fit_and_eager(kind, tmp_path):
     model.compile("sgd")
     np.testing.assert_allclose(model.evaluate(x, y, batch_size=6, verbose=0), plain + term,
                                rtol=1e-5)
+
+
+def test_keras_weights_checkpoint_restores_a_trained_model(tmp_path):
+    art = zoo.save(zoo.dlrm(**zoo.SMALL["dlrm"]), tmp_path / "dlrm", hashed=True)
+    load = lambda: load_model(art.graph_config, art.dense_model, art.sparse_models, art.ntp_file)  # noqa: E731
+    model = load()
+    feeds = random_feeds(model.graph, 8, convert_embedding=True)
+    model.compile("adam")
+    model.fit(feeds, {"label": np.ones((8, 1), np.float32)}, epochs=3, verbose=0)
+    model.save_weights(tmp_path / "trained.weights.h5")
+    fresh = load()
+    before = fresh(feeds)["label"].numpy()
+    fresh.load_weights(tmp_path / "trained.weights.h5")
+    want = model(feeds)["label"].numpy()
+    assert np.abs(before - want).max() > 1e-4
+    np.testing.assert_array_equal(fresh(feeds)["label"].numpy(), want)
