@@ -245,6 +245,7 @@ def test_regularizer_adds_hugectrs_rterm_in_fit_and_eager(kind, tmp_path):
                                rtol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras' h5
 def test_keras_weights_checkpoint_restores_a_trained_model(tmp_path):
     art = zoo.save(zoo.dlrm(**zoo.SMALL["dlrm"]), tmp_path / "dlrm", hashed=True)
     load = lambda: load_model(art.graph_config, art.dense_model, art.sparse_models, art.ntp_file)  # noqa: E731
