@@ -21,9 +21,18 @@ from .embedding import HugeCTREmbedding
 from .ops import OPS
 
 
+_TAKEN = set(dir(nn.ModuleDict()))
+
+
 def module_key(tensor: str) -> str:
-    """A layer's name in the module tree: its first top ('.' is taken by torch's paths)."""
-    return tensor.replace(".", "_") or "_"
+    """A layer's name in the module tree: its first top ('.' is taken by torch's paths, and
+    ModuleDict's own attributes such as 'keys' cannot be names)."""
+    key = tensor.replace(".", "_") or "_"
+    return f"{key}_" if key in _TAKEN else key
+
+
+def _unique(modules: nn.ModuleDict, key: str, index: int) -> str:
+    return key if key not in modules else f"{key}_{index}"
 
 
 class LayerTensors(nn.Module):
@@ -63,7 +72,7 @@ class HugeCTRModule(nn.Module):
             if not specs and not stats:
                 self._keys.append(None)
                 continue
-            key = module_key(layer.tops[0])
+            key = _unique(self.layers, module_key(layer.tops[0]), layer.index)
             self.layers[key] = LayerTensors(
                 {s.name: _weight(layer, s) for s in specs}, {s.name: _weight(layer, s) for s in stats})
             self._keys.append(key)

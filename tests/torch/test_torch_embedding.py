@@ -89,7 +89,19 @@ def test_sparse_gradients_touch_only_the_batch_rows():
     w = e.weight.detach().numpy()
     np.testing.assert_allclose(w[0], VECS[0] - 0.5)
     np.testing.assert_array_equal(w[1:3], VECS[1:])
-    np.testing.assert_array_equal(w[3], 0)  # the zero row of absent keys
+    e.eval()  # the row standing for absent keys is zero again at the next lookup
+    np.testing.assert_array_equal(lookup(e, [[[7, -1], [-1, -1]]]), 0)
+
+
+def test_two_forwards_then_one_backward():
+    e = table().train()
+    opt = torch.optim.SGD(e.parameters(), lr=0.5)
+    e(torch.tensor([[[10, -1], [-1, -1]]])).sum().backward()
+    opt.step()  # moves the absent-key row
+    a = e(torch.tensor([[[10, -1], [7, -1]]])).sum()
+    b = e(torch.tensor([[[-5, -1], [-1, -1]]])).sum()
+    (a + b).backward()  # no in-place error: the row was reset once, before both
+    assert lookup(e.eval(), [[[8, -1], [-1, -1]]]).sum() == 0
 
 
 def test_index_merges_and_state_dict_round_trip(monkeypatch):
