@@ -260,3 +260,37 @@ def test_keras_weights_checkpoint_restores_a_trained_model(tmp_path):
     want = model(feeds)["label"].numpy()
     assert np.abs(before - want).max() > 1e-4
     np.testing.assert_array_equal(fresh(feeds)["label"].numpy(), want)
+
+
+VARIANTS = {  # beyond the zoo defaults: multi-hot slots, DCN-v2, Localized tables on 2 GPUs
+    "wdl_mean_multi_hot": lambda: zoo.wdl(**{**zoo.SMALL["wdl"], "nnz": 3, "fixed": False,
+                                             "combiner": "mean"}),
+    "deepfm_sum_multi_hot": lambda: zoo.deepfm(**{**zoo.SMALL["deepfm"], "nnz": 3,
+                                                  "fixed": False}),
+    "dcn_v2": lambda: zoo.dcn(**{**zoo.SMALL["dcn"], "projection_dim": 3}),
+    "mmoe_localized_2_gpus": lambda: zoo.mmoe_parquet(**{**zoo.SMALL["mmoe_parquet"],
+                                                         "num_gpus": 2}),
+}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_variants_serve_like_onnx(name, tmp_path):
+    import onnxruntime as ort
+
+    from hugectr2onnx import converter
+
+    saved, graph, tables = zoo.random_model(VARIANTS[name](), seed=2, hashed=True)
+    if graph.embeddings[0].localized:
+        tables = [_repeated_localized_tables(graph.embeddings[0], np.random.default_rng(4))]
+    art = save_model(saved, tmp_path, graph=graph, tables=tables)
+    converter.convert(str(tmp_path / "m.onnx"), art.graph_config, art.dense_model, True,
+                      art.sparse_models, art.ntp_file)
+    model = load_model(art.graph_config, art.dense_model, art.sparse_models, art.ntp_file)
+    feeds = random_feeds(model.graph, 32, convert_embedding=True, seed=3)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    serve = tf.saved_model.load(export_saved_model(model, tmp_path / "sm")).signatures[
+        "serving_default"]
+    served = serve(**{k: tf.constant(v) for k, v in feeds.items()})
+    for label, w in want.items():
+        np.testing.assert_allclose(served[label].numpy(), w, rtol=0, atol=1e-5, err_msg=label)
