@@ -121,7 +121,7 @@ def test_compiled_loss_is_hugectr_loss_of_the_logits(models, name):
 @pytest.fixture(scope="module")
 def fresh_process_predictions(models, tmp_path_factory):
     """Every trained model exported, then served by one fresh interpreter in which
-    importing hugectr2onnx fails."""
+    importing hugectr2onnx or keras fails: tf.saved_model.load alone."""
     root = tmp_path_factory.mktemp("saved_models")
     for name in NAMES:
         case = models.trained(name)
@@ -129,7 +129,8 @@ def fresh_process_predictions(models, tmp_path_factory):
         np.savez(root / f"{name}.feeds.npz", **case["feeds"])
     script = textwrap.dedent(f"""
         import json, sys
-        sys.modules["hugectr2onnx"] = None  # this package must not be needed
+        sys.modules["hugectr2onnx"] = None  # neither this package nor Keras is needed
+        sys.modules["keras"] = None
         import numpy as np, tensorflow as tf
         root, out = {str(root)!r}, {{}}
         for name in {NAMES!r}:
