@@ -58,7 +58,8 @@ def export_saved_model(model: HugeCTRModel, path) -> str:
         raise OutputError(f"cannot write: {e.strerror}", file=str(path))
     try:
         archive = keras.export.ExportArchive()
-        archive.track(model)
+        # no archive.track(model): it would store each variable twice (Keras' wrapper and
+        # the tf.Variable the endpoint uses), doubling the SavedModel
         archive.add_endpoint("serve", lambda inputs: model(inputs, training=False),
                              input_signature=[model.input_specs()])
         archive.write_out(str(staging / "saved_model"), verbose=False)

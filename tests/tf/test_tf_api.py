@@ -294,3 +294,24 @@ def test_variants_serve_like_onnx(name, tmp_path):
     served = serve(**{k: tf.constant(v) for k, v in feeds.items()})
     for label, w in want.items():
         np.testing.assert_allclose(served[label].numpy(), w, rtol=0, atol=1e-5, err_msg=label)
+
+
+def test_saved_model_stores_each_table_once(tmp_path):
+    builder = (ModelBuilder().input(dense_dim=1, sparse=[dict(top="s", slot_num=2)])
+               .embedding(bottom="s", top="e", vec_size=64)
+               .dense("Reshape", "e", "r", leading_dim=128)
+               .dense("InnerProduct", "r", "fc", fc_param={"num_output": 1})
+               .dense("BinaryCrossEntropyLoss", ["fc", "label"], "loss"))
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(-2 ** 62, 2 ** 62, 20000))
+    art = save_model(builder, tmp_path, tables=[{"keys": keys, "vectors": rng.standard_normal(
+        (keys.size, 64)).astype(np.float32)}])
+    model = load_model(art.graph_config, art.dense_model, art.sparse_models)
+    path = export_saved_model(model, tmp_path / "sm")
+    stored = sum(f.stat().st_size for f in (tmp_path / "sm" / "variables").iterdir())
+    table = keys.size * (64 * 4 + 8)
+    assert table < stored < 1.1 * table
+    feeds = random_feeds(model.graph, 8, convert_embedding=True)
+    served = tf.saved_model.load(path).signatures["serving_default"](
+        **{k: tf.constant(v) for k, v in feeds.items()})
+    np.testing.assert_allclose(served["label"].numpy(), model(feeds)["label"].numpy(), atol=1e-6)
