@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "to the table's max_vocabulary_size_global; 0 freezes the vocabulary)")
     p.add_argument("--sparse-grad", action="store_true",
                    help="sparse gradients for the embedding tables")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on stderr (default: only when it is a terminal)")
     p.add_argument("--strict-finite", action="store_true",
                    help="fail on NaN/Inf weights instead of warning")
 
@@ -38,7 +40,7 @@ def run(args) -> int:
         key_type=args.key_type, padding_key=padding_key(args.padding_key),
         projection_dims=args.projection_dims, num_gpus=args.num_gpus,
         strict_finite=args.strict_finite, max_new_keys=args.max_new_keys,
-        sparse_grad=args.sparse_grad)
+        sparse_grad=args.sparse_grad, progress=args.progress)
     path = backend.save_checkpoint(module, args.output)
     print(backend.describe(module))
     print(f"wrote {path}")

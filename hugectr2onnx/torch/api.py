@@ -42,7 +42,7 @@ def load_model(graph_config, dense_model, sparse_models=None, ntp_file=None, *,
             for e in graph.embeddings]
     return HugeCTRModule(graph, graph_json=text, padding_key=o.padding_key, table_gpus=gpus,
                          capacities=[table_capacity(e, max_new_keys) for e in graph.embeddings],
-                         sparse=sparse_grad)
+                         sparse=sparse_grad, progress=o.progress)
 
 
 def table_capacity(emb, max_new_keys: int | None) -> int:

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..progress import progress_bar
+
 NEW_ROW_BOUND = 0.05  # HugeCTR's init_embedding: UniformGenerator::fill(-0.05f, 0.05f)
 COPY_ROWS = 1 << 20
 MIN_DELTA = 1 << 14  # merge the delta of new keys into the main index beyond this size
@@ -73,7 +75,7 @@ class HugeCTREmbedding(nn.Module):
                  keys: np.ndarray | None = None, vectors: np.ndarray | None = None,
                  slot_ids: np.ndarray | None = None, localized: bool = False,
                  capacity: int | None = None, num_gpus: int = 1, padding_key: int | None = -1,
-                 sparse: bool = False):
+                 sparse: bool = False, progress: bool | None = None, name: str = ""):
         super().__init__()
         keys = np.zeros(0, np.int64) if keys is None else np.asarray(keys, dtype=np.int64)
         n = keys.size
@@ -84,9 +86,11 @@ class HugeCTREmbedding(nn.Module):
         weight = torch.empty(capacity + 1, vec_size)
         weight[n:capacity].uniform_(-NEW_ROW_BOUND, NEW_ROW_BOUND)
         weight[capacity] = 0
-        for start in range(0, n, COPY_ROWS):  # chunks: the file may be a read-only memory map
-            part = np.array(vectors[start:start + COPY_ROWS], dtype=np.float32)
-            weight[start:start + part.shape[0]] = torch.from_numpy(part.reshape(-1, vec_size))
+        with progress_bar(n * vec_size * 4, f"table {name}", progress) as bar:
+            for start in range(0, n, COPY_ROWS):  # chunks: the file may be a memory map
+                part = np.array(vectors[start:start + COPY_ROWS], dtype=np.float32)
+                weight[start:start + part.shape[0]] = torch.from_numpy(part.reshape(-1, vec_size))
+                bar.update(part.nbytes)
         self.weight = nn.Parameter(weight)
         key_buf = torch.zeros(capacity, dtype=torch.int64)
         key_buf[:n] = torch.from_numpy(np.array(keys))

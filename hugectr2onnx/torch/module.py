@@ -60,7 +60,8 @@ class HugeCTRModule(nn.Module):
     def __init__(self, graph: Graph, *, graph_json: str | None = None,
                  padding_key: int | None = -1, table_gpus: list[int] | None = None,
                  capacities: list[int] | None = None, sparse: bool = False,
-                 with_tables: bool | None = None, registry: Registry | None = None):
+                 with_tables: bool | None = None, progress: bool | None = None,
+                 registry: Registry | None = None):
         super().__init__()
         registry = registry or default_registry()
         self.graph, self.graph_json, self.padding_key = graph, graph_json, padding_key
@@ -87,7 +88,7 @@ class HugeCTRModule(nn.Module):
                 slot_ids=None if t is None else t.slot_ids, localized=emb.localized,
                 capacity=(capacities or [0] * len(graph.embeddings))[k],
                 num_gpus=(table_gpus or [1] * len(graph.embeddings))[k],
-                padding_key=padding_key, sparse=sparse)
+                padding_key=padding_key, sparse=sparse, progress=progress, name=emb.top)
         for layer in graph.layers:  # the module owns the tensors now
             layer.weights = {}
         for emb in graph.embeddings:
