@@ -26,6 +26,7 @@ COMMANDS = {  # command name -> module of this package
     "record": "record",
     "to-torch": "to_torch",
     "from-torch": "from_torch",
+    "to-tf": "to_tf",
 }
 
 

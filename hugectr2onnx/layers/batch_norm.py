@@ -59,7 +59,9 @@ class BatchNorm(LayerHandler):
             centered = ops.sub(x, mean)
             var = ops.mean(ops.mul(centered, centered), 0)
             n, f = ops.shape(x)[0], layer.params["factor"]
-            unbiased = ops.mul(var, n / (n - 1)) if n > 1 else var
+            # n/(n - 1) without a branch on n: a scalar tensor where TF traces an unknown batch
+            count = ops.add(ops.zeros_like(var), n)
+            unbiased = ops.div(ops.mul(var, count), ops.maximum(ops.sub(count, 1.0), 1.0))
             ops.assign(params["mean"], ops.add(ops.mul(params["mean"], 1.0 - f), ops.mul(mean, f)))
             ops.assign(params["var"], ops.add(ops.mul(params["var"], 1.0 - f), ops.mul(unbiased, f)))
         normed = ops.div(centered, ops.sqrt(ops.add(var, eps)))

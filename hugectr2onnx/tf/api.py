@@ -1,0 +1,115 @@
+"""``load_model``, ``export_saved_model`` and ``save_hugectr``: HugeCTR files -> Keras model ->
+SavedModel, and back to HugeCTR files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from ..converter import _check_options
+from ..errors import OutputError, UsageError
+from ..hugectr.files import read_text
+from ..hugectr.snapshot import write_snapshot
+from ..hugectr.writer import Artifacts
+from ..loader import load_model as load_graph
+from ..options import ConvertOptions
+from .model import HugeCTRModel
+
+
+def load_model(graph_config, dense_model, sparse_models=None, ntp_file=None, *,
+               options: ConvertOptions | None = None, label_weights: dict | None = None,
+               **kwargs) -> HugeCTRModel:
+    """A trainable Keras model of a HugeCTR model; arguments and keyword options as in
+    ``convert()`` (``padding_key``, ``num_gpus``, ``key_type``, ``projection_dims``,
+    ``strict_finite``; the ONNX-only ones are accepted and unused). With ``sparse_models``
+    the model takes keys; without, embedding vectors (``convert_embedding=False``).
+    ``label_weights``: HugeCTR's per-label loss weights (default 1)."""
+    o = ConvertOptions.from_kwargs(options, **kwargs)
+    _check_options(o.num_gpus, o.padding_key)
+    graph = load_graph(graph_config, dense_model, sparse_models, ntp_file, key_type=o.key_type,
+                       projection_dims=o.projection_dims, strict_finite=o.strict_finite)
+    model = HugeCTRModel(graph, graph_json=read_text(graph_config, "graph config"),
+                         convert_embedding=sparse_models is not None,
+                         padding_key=o.padding_key, num_gpus=o.num_gpus,
+                         label_weights=label_weights)
+    model(model.example_inputs())  # builds the model
+    return model
+
+
+def export_saved_model(model: HugeCTRModel, path) -> str:
+    """A SavedModel whose ``serving_default`` signature takes the raw inputs by their ONNX
+    names and returns ``{label: prediction}``; it loads with ``tf.saved_model.load`` alone.
+    Written beside ``path`` and renamed into place; an existing SavedModel is replaced."""
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and (not any(path.iterdir())
+                                                 or (path / "saved_model.pb").exists())):
+        raise OutputError("exists and is not a SavedModel directory", file=str(path))
+    parent = path.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
+    except OSError as e:
+        raise OutputError(f"cannot write: {e.strerror}", file=str(path))
+    try:
+        archive = keras.export.ExportArchive()
+        # no archive.track(model): it would store each variable twice (Keras' wrapper and
+        # the tf.Variable the endpoint uses), doubling the SavedModel
+        archive.add_endpoint("serve", lambda inputs: model(inputs, training=False),
+                             input_signature=[model.input_specs()])
+        archive.write_out(str(staging / "saved_model"), verbose=False)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging / "saved_model", path)
+    except OSError as e:
+        raise OutputError(f"cannot write the SavedModel: {e}", file=str(path))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(path)
+
+
+def save_hugectr(model: HugeCTRModel, directory, prefix: str = "model",
+                 iteration: int = 0) -> Artifacts:
+    """The model's current weights and tables as a HugeCTR snapshot (hugectr/snapshot.py):
+    ``{prefix}.json``, ``{prefix}_dense_{iteration}.model`` (+ ``.ntp.json`` for BatchNorm),
+    ``{prefix}{i}_sparse_{iteration}.model/`` folders. The result's ``graph_config``,
+    ``dense_model``, ``sparse_models`` and ``ntp_file`` go straight to ``convert()`` and
+    ``load_model()``."""
+    if model.graph_json is None:
+        raise UsageError("the model has no graph JSON to write (build it with load_model)")
+    if not model.convert_embedding and model.graph.embeddings:
+        raise UsageError("the model takes embedding vectors (loaded without sparse models): "
+                         "it has no tables to write")
+    graph = model.to_graph()
+    tables = [emb.table for emb in graph.embeddings]
+    return write_snapshot(directory, graph, model.graph_json,
+                          [{"keys": t.keys, "vectors": t.vectors, "slot_ids": t.slot_ids}
+                           for t in tables], prefix=prefix, iteration=iteration)
+
+
+def verify_saved_model(path, graph, *, batch: int = 64, seed: int = 0, atol: float = 1e-5,
+                       padding_key: int | None = -1, num_gpus: int | None = None,
+                       convert_embedding: bool = True):
+    """Serve random inputs through the SavedModel's ``serving_default`` (loaded with
+    ``tf.saved_model.load`` alone) and compare with the numpy reference."""
+    from ..reference import run_reference
+    from ..verify import OutputComparison, VerificationReport, random_feeds
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    feeds = random_feeds(graph, batch, convert_embedding=convert_embedding, seed=seed,
+                         padding_key=padding_key)
+    got = serve(**{k: tf.constant(v) for k, v in feeds.items()})
+    want = run_reference(graph, feeds, padding_key=padding_key, num_gpus=num_gpus)
+    report = VerificationReport(batch=batch, atol=atol)
+    for name, w in want.items():
+        have = got[name].numpy()
+        diff = np.abs(have.astype(np.float64) - w)
+        report.outputs.append(OutputComparison(
+            name, float(diff.max(initial=0)),
+            float((diff / np.maximum(np.abs(w), 1e-6)).max(initial=0)), have.shape))
+    return report
