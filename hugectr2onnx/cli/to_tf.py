@@ -37,7 +37,8 @@ def run(args) -> int:
           f"{', '.join(o.name for o in model.graph.outputs)}")
     if args.verify:
         report = tf_backend.verify_saved_model(path, model.graph, batch=args.batch,
-                                               seed=args.seed, atol=args.atol, padding_key=pad,
+                                               seed=args.seed, atol=args.atol, rtol=args.rtol,
+                                               padding_key=pad,
                                                num_gpus=args.num_gpus,
                                                convert_embedding=model.convert_embedding)
         print(report.summary())

@@ -92,24 +92,34 @@ def save_hugectr(model: HugeCTRModel, directory, prefix: str = "model",
                            for t in tables], prefix=prefix, iteration=iteration)
 
 
-def verify_saved_model(path, graph, *, batch: int = 64, seed: int = 0, atol: float = 1e-5,
-                       padding_key: int | None = -1, num_gpus: int | None = None,
-                       convert_embedding: bool = True):
-    """Serve random inputs through the SavedModel's ``serving_default`` (loaded with
-    ``tf.saved_model.load`` alone) and compare with the numpy reference."""
-    from ..reference import run_reference
-    from ..verify import OutputComparison, VerificationReport, random_feeds
+class SavedModelRunner:
+    """A runner (runners.py) over a SavedModel's ``serving_default``, loaded with
+    ``tf.saved_model.load`` alone: the model's outputs, named after the labels."""
 
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    name = "savedmodel"
+
+    def __init__(self, path):
+        self.serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+
+    def run(self, feeds: dict) -> dict:
+        got = self.serve(**{k: tf.constant(v) for k, v in feeds.items()})
+        return {k: v.numpy() for k, v in got.items()}
+
+
+def verify_saved_model(path, graph, *, batch: int = 64, seed: int = 0, atol: float = 1e-5,
+                       rtol: float = 0.0, padding_key: int | None = -1,
+                       num_gpus: int | None = None, convert_embedding: bool = True):
+    """Serve random inputs through the SavedModel and compare with the numpy reference."""
+    from ..runners import ReferenceRunner, compare_tensors
+    from ..verify import VerificationReport, random_feeds
+
     feeds = random_feeds(graph, batch, convert_embedding=convert_embedding, seed=seed,
                          padding_key=padding_key)
-    got = serve(**{k: tf.constant(v) for k, v in feeds.items()})
-    want = run_reference(graph, feeds, padding_key=padding_key, num_gpus=num_gpus)
-    report = VerificationReport(batch=batch, atol=atol)
-    for name, w in want.items():
-        have = got[name].numpy()
-        diff = np.abs(have.astype(np.float64) - w)
-        report.outputs.append(OutputComparison(
-            name, float(diff.max(initial=0)),
-            float((diff / np.maximum(np.abs(w), 1e-6)).max(initial=0)), have.shape))
+    got = SavedModelRunner(path).run(feeds)
+    want = ReferenceRunner(graph, padding_key=padding_key, num_gpus=num_gpus).run(feeds)
+    report = VerificationReport(batch=batch, atol=atol, rtol=rtol,
+                                embedding_mode="keys" if convert_embedding else "vectors")
+    for o in graph.outputs:
+        report.outputs.append(compare_tensors(o.name, got[o.name], want[o.name],
+                                              atol=atol, rtol=rtol))
     return report
