@@ -69,3 +69,15 @@ class UsageError(ConversionError):
     """Options that contradict each other or the model."""
 
     exit_code = 2
+
+
+class ModelNotFoundError(InputFileError):
+    """A Hugging Face model that is neither a local directory nor in the local cache."""
+
+
+class UnsupportedModelError(ConversionError):
+    """A Hugging Face model whose architecture or task cannot be exported."""
+
+
+class AccuracyError(ConversionError):
+    """An exported or optimized model differs from its reference beyond the tolerance."""
