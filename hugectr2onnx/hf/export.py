@@ -73,7 +73,12 @@ def export(model: str | os.PathLike, output: str | os.PathLike, *, task: str = "
     config = hf_source.load_config(src)
     task = hf_source.resolve_task(config, task)
     tokenizer = hf_source.load_tokenizer(src)
-    torch_model = hf_source.load_model(src, task)
+    torch_model, missing = hf_source.load_model(src, task)
+    if missing and not force:
+        raise UnsupportedModelError(
+            f"the checkpoint has no trained weights for the {task} head ({len(missing)} "
+            f"missing, e.g. {sorted(missing)[0]}): they would be random; choose the task the "
+            "checkpoint was trained for, or --force", file=str(src.path))
     meta_base = _metadata(src, config, tokenizer, task)
 
     output = Path(output)
@@ -112,6 +117,9 @@ def export(model: str | os.PathLike, output: str | os.PathLike, *, task: str = "
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         validation.candidate = str(output)
+        if missing:
+            attempts.insert(0, f"WARNING: {len(missing)} weights missing from the checkpoint "
+                               "were randomly initialised (forced)")
         return ExportReport(output, task, name, used_opset, inputs, outputs, is_external,
                             validation, meta, time.perf_counter() - start, attempts)
     raise AssertionError("unreachable")  # pragma: no cover

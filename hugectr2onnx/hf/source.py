@@ -86,8 +86,9 @@ def resolve_task(config, task: str) -> str:
 
 
 def load_model(source: Source, task: str, *, eager_attention: bool = True):
-    """The PyTorch model for ``task`` in eval mode. Eager attention gives the graph pattern that
-    ONNX Runtime's transformer optimizer fuses into its Attention kernel (SDPA does not)."""
+    """(model in eval mode, names of weights the checkpoint lacks) for ``task``. Eager
+    attention gives the graph pattern that ONNX Runtime's transformer optimizer fuses into its
+    Attention kernel (SDPA does not)."""
     import torch  # noqa: F401  (fail here, typed, if the hf extra is missing)
     from transformers import (AutoModel, AutoModelForMaskedLM,
                               AutoModelForSequenceClassification)
@@ -99,7 +100,8 @@ def load_model(source: Source, task: str, *, eager_attention: bool = True):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            model = cls.from_pretrained(source.path, local_files_only=True, **kw)
+            model, info = cls.from_pretrained(source.path, local_files_only=True,
+                                              output_loading_info=True, **kw)
         except (ValueError, TypeError) as e:
             if kw and "attn" in str(e).lower():  # an architecture without eager attention
                 return load_model(source, task, eager_attention=False)
@@ -108,7 +110,7 @@ def load_model(source: Source, task: str, *, eager_attention: bool = True):
         except OSError as e:
             raise ModelNotFoundError(f"cannot load the weights: {_first_line(e)}",
                                      file=str(source.path)) from None
-    return model.eval()
+    return model.eval(), list(info.get("missing_keys", []))
 
 
 def quiet_libraries() -> None:
