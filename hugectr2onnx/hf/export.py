@@ -133,12 +133,16 @@ def _metadata(src, config, tokenizer, task: str) -> dict:
         raise UnsupportedModelError("config.json names no hidden size or attention head count",
                                     file=str(src.path / "config.json"))
     labels = getattr(config, "id2label", None) if task == "sequence-classification" else None
+    max_pos = int(getattr(config, "max_position_embeddings", 0) or 0)
+    if max_pos and getattr(config, "pad_token_id", None) is not None and \
+            config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        max_pos -= config.pad_token_id + 1  # positions start after the padding index
     return dict(model_type=config.model_type, num_heads=int(heads), hidden_size=int(hidden),
                 task=task, source_model=src.name, source_revision=src.revision,
                 vocab_size=int(config.vocab_size),
                 type_vocab_size=int(getattr(config, "type_vocab_size", 0) or 0),
                 id2label=json.dumps({str(k): v for k, v in labels.items()}) if labels else "",
-                special_ids=",".join(map(str, special)))
+                special_ids=",".join(map(str, special)), max_sequence=max_pos)
 
 
 def _export_once(torch_model, tokenizer, config, task, exporter, opset, tmp: Path, filename,
@@ -175,9 +179,8 @@ def _export_once(torch_model, tokenizer, config, task, exporter, opset, tmp: Pat
                               do_constant_folding=True)
         else:
             opset = opset or 18
-            max_len = getattr(config, "max_position_embeddings", None)
             batch = torch.export.Dim("batch", min=1, max=65536)
-            seq = torch.export.Dim("sequence", min=1, max=max_len or 65536)
+            seq = torch.export.Dim("sequence", min=1, max=meta_base["max_sequence"] or 65536)
             shapes = tuple({0: batch, 1: seq} for _ in names)
             program = torch.onnx.export(wrapper, args, dynamo=True, input_names=names,
                                         output_names=out_names, dynamic_shapes=(shapes,),
@@ -216,7 +219,7 @@ def validate_against_torch(wrapper, path: Path, names, out_names, meta: HfMetada
     from .session import open_session
     session = open_session(path)
     report = ValidationReport("PyTorch", str(path))
-    for batch, seq in SHAPES:
+    for batch, seq in meta.shapes(SHAPES):
         feeds = random_feeds(names, meta.vocab_size, meta.type_vocab_size, batch, seq,
                              special_ids=meta.special_token_ids)
         with torch.no_grad():

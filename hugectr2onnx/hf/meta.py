@@ -32,6 +32,12 @@ class HfMetadata:
     outputs: str
     id2label: str = ""  # JSON, sequence-classification only
     special_ids: str = ""  # comma-separated ids kept out of random validation batches
+    max_sequence: int = 0  # longest sequence the position embeddings allow; 0: unknown
+
+    def shapes(self, shapes):
+        """Validation (batch, sequence) shapes, sequences capped at ``max_sequence``."""
+        cap = self.max_sequence or None
+        return [(b, min(s, cap) if cap else s) for b, s in shapes]
 
     @property
     def ort_model_type(self) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import AccuracyError, OutputError
+from ..errors import AccuracyError, OutputError, UnsupportedModelError
 from .checks import SHAPES, ValidationReport, diff, random_feeds
 from .meta import read_metadata
 
@@ -86,12 +86,15 @@ def optimize(model: str | os.PathLike, output: str | os.PathLike, *, fp16: bool 
 
     model, output = Path(model), Path(output)
     meta = read_metadata(model)
-    original = onnx.load(str(model))
-    before = GraphStats.of(original)
+    before = GraphStats.of(onnx.load(str(model), load_external_data=False))
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
-    opt = optimize_model(original, model_type=meta.ort_model_type, num_heads=meta.num_heads,
-                         hidden_size=meta.hidden_size, opt_level=0)
-    del original
+    try:  # by path: the optimizer loads external data itself
+        opt = optimize_model(str(model), model_type=meta.ort_model_type,
+                             num_heads=meta.num_heads, hidden_size=meta.hidden_size, opt_level=0)
+    except Exception as e:  # the optimizer's own failure on a graph it does not expect
+        raise UnsupportedModelError(f"ONNX Runtime's transformer optimizer failed: "
+                                    f"{type(e).__name__}: {' '.join(str(e).split())[:300]}",
+                                    file=str(model)) from None
     fused = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
     if fp16:
         opt.convert_float_to_float16(keep_io_types=True, op_block_list=list(FP16_BLOCKED_OPS))
@@ -135,7 +138,7 @@ def validate_against_onnx(reference: Path, candidate: Path, meta, atol: float,
     cand = open_session(candidate)
     names = [o.name for o in ref.get_outputs()]
     report = ValidationReport(str(reference), str(candidate))
-    for batch, seq in SHAPES:
+    for batch, seq in meta.shapes(SHAPES):
         feeds = random_feeds(meta.input_names, meta.vocab_size, meta.type_vocab_size, batch,
                              seq, seed=1, special_ids=meta.special_token_ids)
         for name, r, c in zip(names, ref.run(names, feeds), cand.run(names, feeds)):

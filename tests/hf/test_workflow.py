@@ -185,3 +185,22 @@ def test_model_from_local_cache_by_name(tiny_models, tmp_path, monkeypatch):
     # run finds the tokenizer through the name recorded in the metadata
     _, results = hf.predict(tmp_path / "c.onnx", TEXTS, top_k=5)
     assert all(r.terms for r in results)
+
+
+def test_short_position_table_caps_validation_shapes(tmp_path):
+    """Sequences beyond max_position_embeddings do not exist: validation stays inside."""
+    d = tmp_path / "short"
+    d.mkdir()
+    (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+                                            *TEXTS[1].split()]) + "\n")
+    tok = transformers.BertTokenizerFast.from_pretrained(d)
+    tok.save_pretrained(d)
+    torch.manual_seed(1)
+    transformers.BertModel(transformers.BertConfig(
+        vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=12)).save_pretrained(d)
+    for exporter in ("torchscript", "dynamo"):
+        rep = hf.export(d, tmp_path / f"{exporter}.onnx", exporter=exporter)
+        assert rep.metadata.max_sequence == 12 and rep.validation.ok
+        assert max(diff.shape[1] for diff in rep.validation.diffs
+                   if diff.name == "last_hidden_state") == 12
