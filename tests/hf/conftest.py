@@ -61,9 +61,11 @@ def build(kind: str, d: Path) -> Path:
         model = transformers.BertForSequenceClassification(_bert_config(
             tok, num_labels=3, id2label={0: "neg", 1: "neutral", 2: "pos"},
             label2id={"neg": 0, "neutral": 1, "pos": 2}))
-    elif kind == "distilbert":
+    elif kind in ("distilbert", "distilbert-mlm"):
         tok = _wordpiece(d, "DistilBertTokenizerFast")
-        model = transformers.DistilBertModel(transformers.DistilBertConfig(
+        cls = (transformers.DistilBertModel if kind == "distilbert"
+               else transformers.DistilBertForMaskedLM)  # the naver/splade-* architecture
+        model = cls(transformers.DistilBertConfig(
             vocab_size=len(tok), dim=32, n_layers=2, n_heads=4, hidden_dim=64,
             max_position_embeddings=64))
     elif kind == "roberta":

@@ -90,7 +90,7 @@ def test_whole_workflow(kind, tiny_models, tmp_path):
             np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["bert-mlm", "roberta"])
+@pytest.mark.parametrize("kind", ["bert-mlm", "distilbert-mlm", "roberta"])
 def test_splade_top_terms_equal_pytorch(kind, tiny_models, tmp_path):
     d = tiny_models(kind)
     rep = hf.export(d, tmp_path / "s.onnx", task="splade")
