@@ -33,7 +33,7 @@ def resolve(model: str | os.PathLike, revision: str | None = None) -> Source:
         if not (path / "config.json").is_file():
             raise ModelNotFoundError("directory has no config.json: not a Hugging Face model",
                                      file=str(path))
-        return Source(path.resolve(), str(model), revision or "local")
+        return Source(path.resolve(), str(path.resolve()), revision or "local")
     if path.exists() or str(model).startswith((".", "/")) or str(model).count("/") > 1:
         raise ModelNotFoundError("not a model directory", file=str(model))
     try:
