@@ -48,7 +48,8 @@ def predict(onnx_model: str | os.PathLike, texts: list[str], *, model: str | Non
     if top_k < 1:
         raise UsageError(f"top-k must be at least 1, found {top_k}")
     meta = read_metadata(onnx_model)
-    tokenizer = hf_source.load_tokenizer(hf_source.resolve(model or meta.source_model))
+    src = hf_source.resolve(model or meta.source_model)
+    tokenizer = hf_source.load_tokenizer(src)
     session = open_session(onnx_model, threads=threads)
     names = [i.name for i in session.get_inputs()]
     enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
@@ -67,7 +68,9 @@ def predict(onnx_model: str | os.PathLike, texts: list[str], *, model: str | Non
             res.terms = [(tok, float(v)) for tok, v in
                          zip(tokenizer.convert_ids_to_tokens(ids.tolist()), w) if v > 0]
     elif meta.task == "feature-extraction":
-        for res, e in zip(results, mean_pool(outputs[meta.outputs.split(",")[0]], mask)):
+        hidden = outputs[meta.outputs.split(",")[0]]
+        pooled = cls_pool(hidden) if pooling_mode(src.path) == "cls" else mean_pool(hidden, mask)
+        for res, e in zip(results, pooled):
             res.embedding = e
     elif meta.task == "masked-lm":
         logits = outputs["logits"]
@@ -99,6 +102,26 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     m = mask[..., None].astype(hidden.dtype)
     pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
     return pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+
+
+def cls_pool(hidden: np.ndarray) -> np.ndarray:
+    """The first token's state, L2-normalised (models trained with CLS pooling)."""
+    first = hidden[:, 0]
+    return first / np.maximum(np.linalg.norm(first, axis=-1, keepdims=True), 1e-12)
+
+
+def pooling_mode(model_dir) -> str:
+    """``cls`` when a sentence-transformers pooling config asks for it, else ``mean``."""
+    import json
+    from pathlib import Path
+    for cfg in sorted(Path(model_dir).glob("*_Pooling/config.json")):
+        try:
+            conf = json.loads(cfg.read_text())
+        except (OSError, ValueError):
+            continue
+        if conf.get("pooling_mode_cls_token") and not conf.get("pooling_mode_mean_tokens"):
+            return "cls"
+    return "mean"
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

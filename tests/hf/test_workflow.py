@@ -204,3 +204,22 @@ def test_short_position_table_caps_validation_shapes(tmp_path):
         assert rep.metadata.max_sequence == 12 and rep.validation.ok
         assert max(diff.shape[1] for diff in rep.validation.diffs
                    if diff.name == "last_hidden_state") == 12
+
+
+def test_cls_pooling_when_the_sentence_transformers_config_says_so(tiny_models, tmp_path):
+    import json
+    import shutil
+    d = tmp_path / "cls-model"
+    shutil.copytree(tiny_models("bert"), d)
+    (d / "1_Pooling").mkdir()
+    (d / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 32, "pooling_mode_cls_token": True,
+         "pooling_mode_mean_tokens": False}))
+    hf.export(d, tmp_path / "m.onnx")
+    tok = transformers.AutoTokenizer.from_pretrained(d)
+    model = transformers.AutoModel.from_pretrained(d).eval()
+    with torch.no_grad():
+        first = model(**tok(TEXTS, padding=True, return_tensors="pt")).last_hidden_state[:, 0]
+    want = torch.nn.functional.normalize(first, dim=-1).numpy()
+    _, results = hf.predict(tmp_path / "m.onnx", TEXTS)
+    np.testing.assert_allclose(np.stack([r.embedding for r in results]), want, atol=1e-5)
