@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -103,6 +104,7 @@ def main() -> None:
             print(f"  {batch:>5} {k:<10} {med * 1e3:>11.2f} {batch / med:>9.1f} "
                   f"{base / med:>8.2f}x")
     print(f"  load average at the end {os.getloadavg()[0]:.1f}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
