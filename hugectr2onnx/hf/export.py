@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -57,6 +58,12 @@ class ExportReport:
         return "\n".join(lines)
 
 
+def _stage(message: str) -> None:
+    """Progress for a minute-long export: one line per stage, only on a terminal."""
+    if getattr(sys.stderr, "isatty", lambda: False)():
+        print(f"hugectr2onnx hf: {message}...", file=sys.stderr, flush=True)
+
+
 def export(model: str | os.PathLike, output: str | os.PathLike, *, task: str = "auto",
            opset: int | None = None, exporter: str = "auto", revision: str | None = None,
            atol: float = 1e-4, rtol: float = 1e-4, external_data: bool | None = None,
@@ -70,6 +77,7 @@ def export(model: str | os.PathLike, output: str | os.PathLike, *, task: str = "
         raise UsageError(f"unknown exporter {exporter!r}; choose from {', '.join(EXPORTERS)}")
     start = time.perf_counter()
     src = hf_source.resolve(model, revision)
+    _stage(f"loading {src.path}")
     config = hf_source.load_config(src)
     task = hf_source.resolve_task(config, task)
     tokenizer = hf_source.load_tokenizer(src)
@@ -90,6 +98,7 @@ def export(model: str | os.PathLike, output: str | os.PathLike, *, task: str = "
     for i, name in enumerate(order):
         last = i == len(order) - 1
         tmp = Path(tempfile.mkdtemp(prefix=".hf-export-", dir=output.parent))
+        _stage(f"exporting with {name}, then validating against PyTorch")
         try:
             try:
                 result = _export_once(torch_model, tokenizer, config, task, name, opset, tmp,
