@@ -14,9 +14,11 @@ from .ir import Graph
 from .loader import as_list, load_model
 from .onnx_backend.embedding import EmbeddingOptions, check_table_order, uses_slot_order
 from .onnx_backend.lookup import DuplicateKeyError, resolve_strategy
+from .onnx_backend.metadata import file_sha256, model_metadata, set_metadata, value_infos
 from .onnx_backend.export import (AUTO_THRESHOLD, EXTERNAL_MIN_BYTES, build_model,
                                   check_external_mode, save_model, stage_tables)
 from .options import ConvertOptions
+from .progress import Stages
 
 __all__ = ["convert", "load_model", "ConversionReport", "ConvertOptions"]
 
@@ -31,6 +33,8 @@ class ConversionReport:
     output_bytes: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    inputs: list[dict] = field(default_factory=list)  # name, dtype, shape
+    outputs: list[dict] = field(default_factory=list)
 
     @property
     def keys(self) -> int:
@@ -42,6 +46,9 @@ class ConversionReport:
         for t in self.tables:
             lines.append(f"  table {t['name']}: {t['keys']} keys x {t['vec_size']}, "
                          f"lookup {t['strategy']}")
+        for kind, values in (("input", self.inputs), ("output", self.outputs)):
+            lines += [f"  {kind} {v['name']}: {v['dtype']} [{', '.join(map(str, v['shape']))}]"
+                      for v in values]
         lines.append(f"wrote {', '.join(self.files)} ({_size(self.output_bytes)}) "
                      f"in {self.seconds:.2f} s")
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
@@ -103,8 +110,11 @@ def _stage_tables(graph: Graph, path, external_data: str, threshold: int, progre
     """Start copying the tables into the data file now when they will go there anyway, so
     the copy overlaps the key checks and index builds (onnx_backend/staging.py). Tables
     stored in slot order wait for their index."""
-    big = [(emb.table, how) for emb, how in zip(graph.embeddings, lookups)
-           if emb.table is not None and emb.table.vectors.nbytes >= EXTERNAL_MIN_BYTES]
+    shared = {}  # embedding-collection lookups share tables: stage each once
+    for emb, how in zip(graph.embeddings, lookups):
+        if emb.table is not None and emb.table.vectors.nbytes >= EXTERNAL_MIN_BYTES:
+            shared.setdefault(id(emb.table), (emb.table, how))
+    big = list(shared.values())
     total = sum(int(t.vectors.nbytes) for t, _ in big)
     tables = [t.vectors for t, how in big
               if not uses_slot_order(t.keys, t.vectors, how, table_order)]
@@ -121,36 +131,56 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
     Keyword-only extras come as ``options`` (a ConvertOptions) and/or as keywords of the
     same names (``opset``, ``key_type``, ``padding_key``, ``lookup``, ``external_data``,
     ``external_threshold``, ``projection_dims``, ``num_gpus``, ``strict_finite``,
-    ``progress``, ``table_order``): see ConvertOptions.
+    ``progress``, ``table_order``, ``optimize``): see ConvertOptions.
     """
     o = ConvertOptions.from_kwargs(options, **kwargs)
     start = time.perf_counter()
     notes: list[str] = []
-    if convert_embedding and sparse_models is None:
+    if o.embedding_collection:
+        convert_embedding = True  # the collection's tables come from its dump
+    elif convert_embedding and sparse_models is None:
         raise UsageError("convert_embedding=True needs sparse_models")
     _check_options(o.num_gpus, o.padding_key)
     check_external_mode(o.external_data)
     check_table_order(o.table_order)
     _check_not_an_input(onnx_model_path, [graph_config, dense_model, ntp_file,
-                                          *(as_list(sparse_models))])
+                                          o.embedding_collection, *(as_list(sparse_models))])
     graph = load_model(graph_config, dense_model, sparse_models if convert_embedding else None,
                        ntp_file, key_type=o.key_type, projection_dims=o.projection_dims,
-                       strict_finite=o.strict_finite, warn=notes.append)
+                       strict_finite=o.strict_finite, warn=notes.append,
+                       embedding_collection=o.embedding_collection)
+    if convert_embedding and any(emb.table is None for emb in graph.embeddings):
+        raise UsageError("the graph's sparse embeddings need sparse_models besides the "
+                         "embedding collection")
     threshold = AUTO_THRESHOLD if o.external_threshold is None else o.external_threshold
-    lookups = ([o.lookup if emb.table is None else resolve_strategy(emb.table.keys, o.lookup)
-                for emb in graph.embeddings] if convert_embedding else [])
+    stages = Stages(o.progress)
+    keys = sum(e.table.num_keys for e in graph.embeddings if e.table is not None)
+    with stages.stage(f"scanning {keys:,} keys for the lookup strategy", keys):
+        lookups = ([o.lookup if emb.table is None else resolve_strategy(emb.table.keys, o.lookup)
+                    for emb in graph.embeddings] if convert_embedding else [])
     staged = (_stage_tables(graph, onnx_model_path, o.external_data, threshold, o.progress,
                             lookups, o.table_order) if convert_embedding else None)
     build = dict(convert_embedding=convert_embedding, opset=o.opset, graph_name=graph_name)
     try:
         try:
-            result = build_model(graph, **build, emb_opts=_embedding_options(
-                graph, convert_embedding, o.lookup, o.padding_key, o.num_gpus, trust_hash=True,
-                table_order=o.table_order, lookups=lookups))
+            with stages.stage(f"checking keys and building lookups of {keys:,} keys", keys):
+                result = build_model(graph, **build, emb_opts=_embedding_options(
+                    graph, convert_embedding, o.lookup, o.padding_key, o.num_gpus,
+                    trust_hash=True, table_order=o.table_order, lookups=lookups))
         except DuplicateKeyError:  # the full key checks name the rows, or group by GPU
-            result = build_model(graph, **build, emb_opts=_embedding_options(
-                graph, convert_embedding, o.lookup, o.padding_key, o.num_gpus, trust_hash=False,
-                table_order=o.table_order, lookups=lookups))
+            with stages.stage(f"checking {keys:,} keys for duplicates", keys):
+                result = build_model(graph, **build, emb_opts=_embedding_options(
+                    graph, convert_embedding, o.lookup, o.padding_key, o.num_gpus,
+                    trust_hash=False, table_order=o.table_order, lookups=lookups))
+        if o.optimize:
+            from .onnx_backend.passes import DEFAULT_PASSES, run_passes
+
+            result, _ = run_passes(result, DEFAULT_PASSES)
+        set_metadata(result.skeleton, model_metadata(
+            graph, convert_embedding=convert_embedding, key_type=o.key_type,
+            padding_key=o.padding_key, slot_size_array=o.slot_size_array,
+            tables=result.embeddings if convert_embedding else None,
+            graph_sha256=file_sha256(graph_config)))
     except BaseException:
         if staged is not None:
             staged.discard()
@@ -161,9 +191,12 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
     counts: dict[str, int] = {}
     for layer in graph.layers:
         counts[layer.type] = counts.get(layer.type, 0) + 1
-    tables = [dict(name=emb.top, keys=info["keys"], vec_size=emb.vec_size,
+    tables = [dict(name=f"{emb.top} (table {emb.table_name})" if emb.table_name else emb.top,
+                   keys=info["keys"], vec_size=emb.vec_size,
                    strategy=info["strategy"]) for emb, info in zip(graph.embeddings, result.embeddings)]
     return ConversionReport(onnx_path=str(onnx_model_path), files=[str(f) for f in files],
                             layers=len(graph.layers), layer_types=counts, tables=tables,
                             output_bytes=sum(Path(f).stat().st_size for f in files),
-                            seconds=time.perf_counter() - start, warnings=notes)
+                            seconds=time.perf_counter() - start, warnings=notes,
+                            inputs=value_infos(result.skeleton.graph.input),
+                            outputs=value_infos(result.skeleton.graph.output))

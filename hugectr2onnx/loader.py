@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .errors import NonFiniteWeightError, UsageError
+from .hugectr.collection_description import (COLLECTION_TYPE, check_with_dump,
+                                             load_collection_tables, load_description)
 from .hugectr.dense import load_dense
 from .hugectr.graph_json import load_graph
 from .hugectr.ntp import load_ntp
@@ -17,22 +20,65 @@ from .ir import Graph
 
 def load_model(graph_config, dense_model, sparse_models=None, ntp_file=None, *,
                key_type: str = "I64", projection_dims=None, strict_finite: bool = False,
-               warn=None) -> Graph:
-    """Read all HugeCTR artifacts into the IR (tables stay memory-mapped)."""
-    graph = load_graph(graph_config)
+               warn=None, embedding_collection=None) -> Graph:
+    """Read all HugeCTR artifacts into the IR (tables stay memory-mapped).
+
+    ``embedding_collection``: the description file of the model's embedding collection
+    (docs/embedding_collection.md); its tables are read from the dump it names."""
+    collection = load_description(embedding_collection) if embedding_collection else None
+    meta = check_with_dump(collection) if collection else None
+    graph = load_graph(graph_config, collection=collection)
+    for note in graph.notes:
+        (warn or warnings.warn)(note)
     if projection_dims is not None:
         apply_projection_dims(graph, projection_dims)
     load_dense(graph, dense_model)
-    load_ntp(graph, ntp_file)
+    load_ntp(graph, ntp_file, dense_path=dense_model)
     if sparse_models is not None:
-        sparse_models = as_list(sparse_models)
-        if len(sparse_models) != len(graph.embeddings):
-            raise UsageError(f"{len(sparse_models)} sparse models given, the graph has "
-                             f"{len(graph.embeddings)} embeddings")
-        for emb, path in zip(graph.embeddings, sparse_models):
-            emb.table = load_table(path, emb, key_type)
+        attach_tables(graph, sparse_models, key_type=key_type, warn=warn)
+    if collection is not None:
+        load_collection_tables(collection, [e for e in graph.embeddings
+                                            if e.type == COLLECTION_TYPE], meta)
     check_finite(graph, strict_finite, warn, str(dense_model))
     return graph
+
+
+def attach_tables(graph: Graph, sparse_models, *, key_type: str = "I64", warn=None) -> None:
+    """Read one sparse model per embedding, in the graph's embedding order (the embeddings
+    of an embedding collection read theirs from its dump)."""
+    sparse_models = as_list(sparse_models)
+    legacy = [e for e in graph.embeddings if e.type != COLLECTION_TYPE]
+    besides = len(legacy) != len(graph.embeddings)
+    if len(sparse_models) != len(legacy):
+        raise UsageError(f"{len(sparse_models)} sparse models given, the graph has "
+                         f"{len(legacy)} embeddings"
+                         + (" besides its embedding collection" if besides else ""))
+    for emb, path in zip(legacy, sparse_models):
+        emb.table = load_table(path, emb, key_type)
+    check_sparse_order(sparse_models, warn)
+
+
+_SPARSE_NAME = re.compile(r"(\d+)_sparse_\d+\.model$")
+
+
+def check_sparse_order(sparse_models, warn=None) -> None:
+    """HugeCTR names embedding i's file ``<prefix><i>_sparse_<iter>.model``: a different i
+    at position i means the tables are probably given in the wrong order (equal vector
+    sizes let swapped tables convert without error)."""
+    named = [(k, m) for k, p in enumerate(sparse_models)
+             if (m := _SPARSE_NAME.search(Path(str(p).rstrip("/\\")).name))]
+    if len(named) != len(sparse_models):
+        return
+    indices = [int(m.group(1)) for _, m in named]
+    if sorted(indices) != list(range(len(indices))):
+        return  # a naming scheme of its own (one prefix per table, say): no evidence
+    for k, i in enumerate(indices):
+        if i != k:
+            (warn or warnings.warn)(
+                f"sparse model #{k} ({Path(str(sparse_models[k])).name}) is named as embedding "
+                f"#{i}: are the sparse models in embedding order? (files: "
+                f"{', '.join(Path(str(p)).name for p in sparse_models)})")
+            return
 
 
 def as_list(paths) -> list:
@@ -59,8 +105,12 @@ def check_finite(graph: Graph, strict: bool, warn, dense_file: str) -> None:
                 if strict:
                     raise NonFiniteWeightError(msg, file=dense_file)
                 (warn or warnings.warn)(msg)
+    seen = set()
     for emb in graph.embeddings:
-        bad = count_nonfinite(emb.table.vectors) if emb.table is not None else 0
+        if emb.table is None or id(emb.table) in seen:  # collections share tables
+            continue
+        seen.add(id(emb.table))
+        bad = count_nonfinite(emb.table.vectors)
         if bad:
             msg = f"embedding #{emb.index} ({emb.top}) has {bad} NaN/Inf values"
             if strict:

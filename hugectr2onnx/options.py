@@ -16,7 +16,13 @@ class ConvertOptions:
     layers; ``num_gpus`` of Localized training runs; ``strict_finite`` (fail on NaN/Inf);
     ``progress`` (bars on stderr; None: when it is a terminal); ``table_order`` of hashed
     tables ("slot": in the index's slot order, one random read less per lookup; "file":
-    streamed as stored; "auto": slot order up to 4 GiB or a quarter of the RAM)."""
+    streamed as stored; "auto": slot order up to 4 GiB or a quarter of the RAM);
+    ``optimize``: apply the default ONNX passes (BatchNorm folding, Identity bypass,
+    dead-node removal; onnx_backend/passes);
+    ``slot_size_array``: the Parquet reader's per-column vocabulary sizes of the training
+    run, recorded in the model's metadata so that ``predict`` adds the same key offsets;
+    ``embedding_collection``: the description file of an embedding collection
+    (docs/embedding_collection.md), whose tables are then always converted."""
 
     opset: int = DEFAULT_OPSET
     key_type: str = "I64"
@@ -29,6 +35,9 @@ class ConvertOptions:
     strict_finite: bool = False
     progress: bool | None = None
     table_order: str = "auto"
+    optimize: bool = True
+    slot_size_array: tuple | None = None
+    embedding_collection: str | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -13,12 +13,17 @@ import traceback
 
 from .. import __version__
 from ..errors import ConversionError
+from .common import cli_message
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE; input errors exit with ConversionError.exit_code (2-4)
 
 COMMANDS = {  # command name -> module of this package
     "convert": "convert",
     "verify": "verify",
+    "optimize": "optimize",
+    "predict": "predict",
+    "inspect": "inspect",
+    "record": "record",
     "hf": "hf",
 }
 
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConversionError as e:
         if args.debug:
             traceback.print_exc()
-        print(f"hugectr2onnx: error: {_one_line(e)}", file=sys.stderr)
+        print(f"hugectr2onnx: error: {_one_line(cli_message(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("hugectr2onnx: interrupted", file=sys.stderr)

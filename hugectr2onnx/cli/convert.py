@@ -6,7 +6,7 @@ import argparse
 
 from ..onnx_backend.embedding import TABLE_ORDERS
 from ..onnx_backend.lookup import STRATEGIES as LOOKUPS
-from .common import add_model_args, padding_key
+from .common import add_model_args, model_files, padding_key
 from .verify import add_check_args, check
 
 HELP = "convert a HugeCTR model to ONNX"
@@ -30,10 +30,16 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="tensors in a .data file: auto switches above ~1.8 GB")
     c.add_argument("--external-threshold", type=int, default=None, metavar="BYTES",
                    help="with --external-data auto, switch above this size (default ~1.8 GB)")
+    c.add_argument("--slot-size-array", type=int, nargs="+", default=None,
+                   help="the Parquet reader's slot_size_array of the training run, recorded "
+                   "in the model so that predict adds the same key offsets")
     c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: only when it is a terminal)")
     c.add_argument("--strict-finite", action="store_true",
                    help="fail on NaN/Inf weights instead of warning")
+    c.add_argument("--no-optimize", dest="optimize", action="store_false",
+                   help="skip the default ONNX passes (BatchNorm folding, Identity bypass, "
+                   "dead-node removal); see 'hugectr2onnx optimize'")
     c.add_argument("--verify", action="store_true",
                    help="after converting, compare with the numpy reference on random inputs")
     add_check_args(c)
@@ -43,16 +49,19 @@ def run(args) -> int:
     from ..converter import convert
     from ..options import ConvertOptions
 
+    model_files(args, want_sparse=args.convert_embedding)
     options = ConvertOptions(
         opset=args.opset, key_type=args.key_type, padding_key=padding_key(args.padding_key),
         lookup=args.lookup, external_data=args.external_data,
         external_threshold=args.external_threshold, projection_dims=args.projection_dims,
         num_gpus=args.num_gpus, strict_finite=args.strict_finite, progress=args.progress,
-        table_order=args.table_order)
+        table_order=args.table_order, optimize=args.optimize,
+        slot_size_array=tuple(args.slot_size_array) if args.slot_size_array else None,
+        embedding_collection=args.embedding_collection)
     report = convert(args.onnx_model_path, args.graph_config, args.dense_model,
                      args.convert_embedding, args.sparse_models, args.ntp_file,
                      args.graph_name, options=options)
     print(report.summary())
     if args.verify:
-        return check(args, args.convert_embedding)
+        return check(args, seen_warnings=report.warnings)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -13,16 +14,29 @@ from ..layers.base import Registry, default_registry
 from .files import read_text
 
 
-def load_ntp(graph: Graph, path, registry: Registry | None = None) -> None:
+def beside(dense_path) -> Path | None:
+    """HugeCTR's ntp file of ``dense_path`` (its name plus '.ntp.json'), if it exists."""
+    if dense_path is None:
+        return None
+    candidate = Path(f"{dense_path}.ntp.json")
+    return candidate if candidate.is_file() else None
+
+
+def load_ntp(graph: Graph, path, registry: Registry | None = None, *,
+             dense_path=None) -> str | None:
+    """Fill BatchNorm statistics; returns the file read. ``path`` None: the file beside
+    ``dense_path`` when the graph needs one ("" means no file, as in NVIDIA's tests)."""
     registry = registry or default_registry()
     needing = [l for l in sorted(graph.layers, key=lambda l: l.index)
                if registry.get(l.type).ntp_specs(l)]
+    if path is None and needing:
+        path = beside(dense_path)
     if path is None or path == "":  # NVIDIA's own tests pass "" for "no ntp file"
         if needing:
             raise NtpError(f"{needing[0].label} needs running statistics: pass ntp_file "
-                           f"(the dense file name plus '.ntp.json')", file=graph.source,
-                           where=f"layers[{needing[0].index}]")
-        return
+                           f"(the dense file name plus '.ntp.json', not found beside it)",
+                           file=graph.source, where=f"layers[{needing[0].index}]")
+        return None
     file = str(path)
     try:
         doc = json.loads(read_text(path, "ntp file"))
@@ -59,6 +73,7 @@ def load_ntp(graph: Graph, path, registry: Registry | None = None) -> None:
             with np.errstate(over="ignore"):
                 arr = _floats(values[:spec.size]).astype(np.float32)
             layer.weights[spec.name] = arr.reshape(spec.shape)
+    return file
 
 
 def _floats(values: list) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import LayerHandler
+from .functions import sigmoid
 
 
 class ReLU(LayerHandler):
@@ -21,7 +22,7 @@ class Sigmoid(LayerHandler):
     types = ("Sigmoid",)
 
     def reference(self, layer, xs):
-        return [(1.0 / (1.0 + np.exp(-xs[0].astype(np.float64)))).astype(np.float32)]
+        return [sigmoid(xs[0]).astype(np.float32)]
 
     def to_onnx(self, layer, g):
         g.node("Sigmoid", layer.bottoms, layer.tops[0])

@@ -33,8 +33,10 @@ class Params:
 
     def __init__(self, block: dict[str, Any]):
         self.block = block
+        self.requested: set[str] = set()
 
     def _lookup(self, path: str):
+        self.requested.add(path)
         node: Any = self.block
         for part in path.split("."):
             if not isinstance(node, dict) or part not in node:
@@ -49,9 +51,55 @@ class Params:
         v = self._lookup(path)
         if v is _MISSING:
             if default is _MISSING:
-                raise LayerError(f"missing field '{path}'", path)
+                raise LayerError(f"missing field '{path}'{self._misspelt(path)}", path)
             return default
         return v
+
+    def near_misses(self, ignore=("type", "bottom", "top")) -> list[str]:
+        """Keys of the block nobody asked for that look like a key that was asked for (and
+        was absent, or an optional default was used): '<key>' (did you mean '<asked>'?)."""
+        from ..hints import closest
+
+        asked: dict[str, set[str]] = {}
+        for path in self.requested:
+            parent, _, last = path.rpartition(".")
+            asked.setdefault(parent, set()).add(last)
+        found = []
+
+        def walk(node, prefix):
+            for key, value in node.items():
+                path = f"{prefix}.{key}" if prefix else key
+                if prefix == "" and key in ignore:
+                    continue
+                if isinstance(value, dict) and any(
+                        p == path or p.startswith(path + ".") for p in self.requested):
+                    walk(value, path)
+                    continue
+                if path in self.requested:
+                    continue
+                absent = [a for a in asked.get(prefix, ()) if not self.has(
+                    f"{prefix}.{a}" if prefix else a)]
+                match = closest(key, absent)
+                if match:
+                    where = f"{prefix}.{match}" if prefix else match
+                    found.append(f"unknown key '{path}' ignored (did you mean '{where}'?)")
+
+        walk(self.block, "")
+        return found
+
+    def _misspelt(self, path: str) -> str:
+        """Names an unknown key of the same block that looks like the missing one."""
+        from ..hints import closest
+
+        parent, _, last = path.rpartition(".")
+        node = self._lookup(parent) if parent else self.block
+        if not isinstance(node, dict):
+            return ""
+        match = closest(last, [k for k in node if k != last])
+        if match is None:
+            return ""
+        where = f"{parent}.{match}" if parent else match
+        return f": found the unknown key '{where}' (a misspelling of '{last}'?)"
 
     def int(self, path: str, default=_MISSING, *, lo: int = 0, hi: int = MAX_DIM) -> int:
         v = self.value(path, default)
@@ -128,6 +176,7 @@ class LayerHandler:
     tops: tuple[int, int] = (1, 1)
     is_loss = False  # loss layers produce the model's predictions
     splits_labels = False  # may read a label (fan-out Slices of multi-task labels)
+    value_tops: int | None = None  # how many leading tops carry values (None: all)
 
     def parse(self, p: Params, layer: Layer) -> dict[str, Any]:
         """Typed hyper-parameters from the JSON block."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..ir import WeightSpec, fmt_shape
 from .base import LayerHandler, require
+from .functions import sigmoid
 
 CUDNN_GATES = ("r", "z", "n")  # cuDNN linLayerID order; ONNX wants z, r, h
 TO_ONNX_ORDER = [1, 0, 2]
@@ -61,12 +62,11 @@ class GRU(LayerHandler):
         w, r, b = (a.astype(np.float64) for a in
                    unpack(layer.weights["weight_space"], h_size, prm["inputs"]))
         x = xs[0].astype(np.float64).reshape(steps, -1, prm["inputs"])  # time-major
-        sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
         h = np.zeros((x.shape[1], h_size))
         states = []
         for t in range(steps):  # the recurrence is sequential in time
-            gate_r = sig(x[t] @ w[0].T + h @ r[0].T + b[0])
-            gate_z = sig(x[t] @ w[1].T + h @ r[1].T + b[1])
+            gate_r = sigmoid(x[t] @ w[0].T + h @ r[0].T + b[0])
+            gate_z = sigmoid(x[t] @ w[1].T + h @ r[1].T + b[1])
             cand = np.tanh(x[t] @ w[2].T + b[2] + gate_r * (h @ r[2].T))
             h = (1 - gate_z) * cand + gate_z * h
             states.append(h)

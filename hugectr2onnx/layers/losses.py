@@ -9,6 +9,7 @@ import numpy as np
 
 from ..ir import fmt_shape
 from .base import LayerHandler, require
+from .functions import sigmoid
 
 
 class _Loss(LayerHandler):
@@ -38,7 +39,7 @@ class BinaryCrossEntropyLoss(_Loss):
         return out
 
     def reference(self, layer, xs):
-        return [(1.0 / (1.0 + np.exp(-xs[0].astype(np.float64)))).astype(np.float32)]
+        return [sigmoid(xs[0]).astype(np.float32)]
 
     def to_onnx(self, layer, g):
         g.node("Sigmoid", [layer.bottoms[0]], layer.bottoms[1])
@@ -85,7 +86,7 @@ class MultiCrossEntropyLoss(_Loss):
         return out
 
     def reference(self, layer, xs):
-        return [(1.0 / (1.0 + np.exp(-xs[0].astype(np.float64)))).astype(np.float32)]
+        return [sigmoid(xs[0]).astype(np.float32)]
 
     def to_onnx(self, layer, g):
         g.node("Sigmoid", [layer.bottoms[0]], layer.bottoms[1])

@@ -15,9 +15,8 @@ import numpy as np
 
 from ..ir import fmt_shape
 from .base import LayerHandler, require
+from .functions import emit_masked_softmax, masked_softmax
 
-MASK_PENALTY = 10000.0  # HugeCTR's masked softmax: z = x - 10000·(1 - mask)
-MASK_EPS = 1e-6  # ... and exp(z - max) / (sum + 1e-6)
 
 
 def _scale(dh: int) -> np.float32:
@@ -112,10 +111,8 @@ class MultiHeadAttention(LayerHandler):
         s = qkt(q, k, _scale(q.shape[3]))
         if kind == "split_qkv":
             return [s.astype(np.float32), heads(xs[2]).astype(np.float32)]
-        if len(xs) == 4:
-            z = s - MASK_PENALTY * (1.0 - xs[3])
-            e = np.exp(z - z.max(axis=-1, keepdims=True))
-            p = e / (e.sum(axis=-1, keepdims=True) + MASK_EPS)
+        if len(xs) == 4:  # HugeCTR runs its masked softmax layer on the float32 scores
+            p = masked_softmax(s.astype(np.float32), xs[3], 1.0)
         else:
             e = np.exp(s)  # HugeCTR's plain softmax subtracts no maximum
             p = e / e.sum(axis=-1, keepdims=True)
@@ -162,25 +159,12 @@ class MultiHeadAttention(LayerHandler):
             return
         s = scaled(qk, dh)
         if len(ins) == 4:
-            p = self._masked_softmax(g, s, ins[3], out)
+            p = emit_masked_softmax(g, s, ins[3], hint=out)
         else:
             p = g.node("Softmax", [s], axis=-1, hint=f"{out}/softmax")
         v = heads(ins[2], shapes[2], [0, 2, 1, 3], "v")
         ctx = g.node("MatMul", [p, v], hint=f"{out}/context")
         merge(ctx, int(shapes[0][1]), int(shapes[0][2]), out)
-
-    @staticmethod
-    def _masked_softmax(g, s, mask, out):
-        one = g.const(np.float32(1))
-        keep_out = g.node("Sub", [one, mask], hint=f"{out}/mask_off")
-        penalty = g.node("Mul", [keep_out, g.const(np.float32(MASK_PENALTY))],
-                         hint=f"{out}/penalty")
-        z = g.node("Sub", [s, penalty], hint=f"{out}/masked")
-        shifted = g.node("Sub", [z, g.reduce("ReduceMax", z, [-1])], hint=f"{out}/shifted")
-        e = g.node("Exp", [shifted], hint=f"{out}/exp")
-        total = g.node("Add", [g.reduce("ReduceSum", e, [-1]), g.const(np.float32(MASK_EPS))],
-                       hint=f"{out}/denominator")
-        return g.node("Div", [e, total], hint=f"{out}/probs")
 
 
 HANDLERS = [MultiHeadAttention()]

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..ir import fmt_shape
 from .base import LayerError, LayerHandler, require
+from .functions import sigmoid
 
 
 class PReLUDice(LayerHandler):
@@ -38,7 +39,7 @@ class PReLUDice(LayerHandler):
         x = xs[0].astype(np.float64)
         mean = x.mean(axis=0)
         var = (x ** 2).mean(axis=0) - mean ** 2  # biased, as E[x^2] - E[x]^2
-        p = 1.0 / (1.0 + np.exp((mean - x) / np.sqrt(var + eps)))
+        p = sigmoid((x - mean) / np.sqrt(var + eps))
         return [(p * x + (1 - p) * alpha * x).astype(np.float32)]
 
     def to_onnx(self, layer, g):

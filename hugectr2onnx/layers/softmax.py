@@ -13,9 +13,7 @@ import numpy as np
 
 from ..ir import fmt_shape
 from .base import LayerHandler, require
-
-MASK_PENALTY = 10000.0
-DENOMINATOR_EPS = 1e-6
+from .functions import emit_masked_softmax, masked_softmax
 
 
 class Softmax(LayerHandler):
@@ -40,14 +38,7 @@ class Softmax(LayerHandler):
         if len(xs) == 1:
             e = np.exp(xs[0].astype(np.float32))
             return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
-        x, mask = (a.astype(np.float32) for a in xs)
-        # The logits in float32 as HugeCTR forms them: near -10000 their spacing is ~1e-3,
-        # which shows in fully masked rows.
-        f32 = np.float32
-        z = (f32(layer.params["factor"]) * x - (f32(1) - mask) * f32(MASK_PENALTY))
-        z = z.astype(np.float64)
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return [(e / (e.sum(axis=-1, keepdims=True) + DENOMINATOR_EPS)).astype(np.float32)]
+        return [masked_softmax(xs[0], xs[1], layer.params["factor"]).astype(np.float32)]
 
     def to_onnx(self, layer, g):
         top = layer.tops[0]
@@ -55,13 +46,7 @@ class Softmax(LayerHandler):
             g.node("Softmax", layer.bottoms, top, axis=-1)
             return
         x, mask = layer.bottoms
-        scaled = g.node("Mul", [x, g.const(np.float32(layer.params["factor"]))])
-        penalty = g.node("Mul", [g.node("Sub", [g.const(np.float32(1.0)), mask]),
-                                 g.const(np.float32(MASK_PENALTY))])
-        z = g.node("Sub", [scaled, penalty], hint=f"{top}/logits")
-        e = g.node("Exp", [g.node("Sub", [z, g.reduce("ReduceMax", z, [-1])])])
-        total = g.node("Add", [g.reduce("ReduceSum", e, [-1]), g.const(np.float32(DENOMINATOR_EPS))])
-        g.node("Div", [e, total], top)
+        emit_masked_softmax(g, x, mask, factor=layer.params["factor"], out=top, hint=top)
 
 
 HANDLERS = [Softmax()]

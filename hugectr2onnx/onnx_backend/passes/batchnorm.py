@@ -1,29 +1,29 @@
-"""Graph rewrites applied after emission, each exact up to float rounding.
+"""Fold BatchNormalization into the Gemm before it, exact up to float rounding.
 
-``fold_batchnorm``: a BatchNormalization whose input comes only from a Gemm with constant
-weights becomes part of that Gemm (scaled columns, shifted bias). ONNX Runtime then fuses the
-Gemm with the following activation, and the per-feature pass over [batch, C] is gone.
+A BatchNormalization whose input comes only from a Gemm with constant weights becomes part
+of that Gemm (scaled columns, shifted bias). ONNX Runtime then fuses the Gemm with the
+following activation, and the per-feature pass over [batch, C] is gone.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 from onnx import helper
+
+from .model import PassModel
 
 
 def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def fold_batchnorm(g) -> int:
-    """Fold Gemm -> BatchNormalization pairs in the emitter ``g``; returns how many."""
-    uses = Counter(i for n in g.nodes for i in n.input)
-    producer = {o: n for n in g.nodes for o in n.output}
-    consts = g.initializers
+def fold_batchnorm(model: PassModel) -> int:
+    """Fold Gemm -> BatchNormalization pairs; returns how many."""
+    uses = model.uses()
+    producer = model.producers()
+    consts = model.tensors
     folded, dropped = 0, set()
-    for bn in g.nodes:
+    for k, bn in enumerate(model.nodes):
         if bn.op_type != "BatchNormalization" or len(bn.output) != 1:
             continue
         gemm = producer.get(bn.input[0])
@@ -49,18 +49,14 @@ def fold_batchnorm(g) -> int:
         bias = np.zeros_like(scale) if c is None else np.broadcast_to(
             c.astype(np.float64).reshape(-1), scale.shape)
         c_new = (bias - mean) * scale + beta
-        name_w = g.add_initializer(f"{gemm.input[1]}_bn", w_new.astype(np.float32))
-        name_c = g.add_initializer(f"{bn.output[0]}.bias_bn", c_new.astype(np.float32))
-        old = list(gemm.input[1:])
+        name_w = model.add_tensor(f"{gemm.input[1]}_bn", w_new.astype(np.float32))
+        name_c = model.add_tensor(f"{bn.output[0]}.bias_bn", c_new.astype(np.float32))
         del gemm.input[1:]
         gemm.input.extend([name_w, name_c])
         gemm.output[0] = bn.output[0]
-        dropped.add(id(bn))
-        for n in old + list(bn.input[1:]):
-            uses[n] -= 1
+        dropped.add(k)
         folded += 1
     if folded:
-        g.nodes[:] = [n for n in g.nodes if id(n) not in dropped]
-        for name in [n for n, k in uses.items() if k <= 0 and n in consts]:
-            del consts[name]
+        model.keep_nodes(k for k in range(len(model.nodes)) if k not in dropped)
+        model.drop_unused_tensors()
     return folded
