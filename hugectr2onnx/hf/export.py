@@ -10,6 +10,8 @@ when tracing fails or does not validate. See docs/transformers.md.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -175,7 +177,9 @@ def _export_once(torch_model, tokenizer, config, task, exporter, opset, tmp: Pat
         probe_out = wrapper(*args)
     raw = tmp / "raw" / filename
     raw.parent.mkdir()
-    with warnings.catch_warnings(), torch.no_grad():
+    chatter = io.StringIO()  # the exporters print IR dumps on failure; the error says enough
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(chatter), \
+            contextlib.redirect_stderr(chatter):
         warnings.simplefilter("ignore")
         if exporter == "torchscript":
             opset = opset or 17
@@ -196,6 +200,7 @@ def _export_once(torch_model, tokenizer, config, task, exporter, opset, tmp: Pat
                                         opset_version=opset, verbose=False, optimize=True)
             program.save(str(raw), external_data=True)
     model = onnx.load(str(raw))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
     meta = HfMetadata(**meta_base, exporter=exporter, inputs=",".join(names),
                       outputs=",".join(out_names))
     meta.write(model)

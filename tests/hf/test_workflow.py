@@ -223,3 +223,14 @@ def test_cls_pooling_when_the_sentence_transformers_config_says_so(tiny_models, 
     want = torch.nn.functional.normalize(first, dim=-1).numpy()
     _, results = hf.predict(tmp_path / "m.onnx", TEXTS)
     np.testing.assert_allclose(np.stack([r.embedding for r in results]), want, atol=1e-5)
+
+
+def test_auto_falls_back_to_dynamo_when_tracing_fails(tiny_models, tmp_path, capfd):
+    """TorchScript cannot export BERT's dynamic position slice at opset 6; auto moves on to
+    dynamo, which exports at the lowest opset it has (18), and says so."""
+    rep = hf.export(tiny_models("bert-mlm"), tmp_path / "f.onnx", opset=6)
+    assert rep.exporter == "dynamo" and rep.validation.ok
+    assert any("torchscript exporter failed" in a for a in rep.attempts)
+    model = onnx.load(str(tmp_path / "f.onnx"))
+    assert rep.opset == next(o.version for o in model.opset_import if o.domain == "") >= 18
+    assert "Torch IR graph" not in capfd.readouterr().err  # the exporter's dump is swallowed
