@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import onnx
 import pytest
 
@@ -77,6 +79,10 @@ def test_cli_three_commands(tiny_models, tmp_path, capsys):
     assert "task splade" in out and "'the cat sat'" in out and "'a red dog'" in out
     _, results = hf.predict(o, ["the cat sat"], top_k=5)
     assert all(f"{t} {w:.3f}" in out for t, w in results[0].terms)
+    assert main(["hf", "run", o, "--text", "the cat sat", "--top-k", "5", "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["text"] == "the cat sat"
+    assert [tuple(t) for t in record["terms"]] == [(t, w) for t, w in results[0].terms]
 
 
 def test_cli_errors_are_one_line_with_exit_codes(tmp_path, capsys):
