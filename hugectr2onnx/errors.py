@@ -94,3 +94,15 @@ class DatasetError(ConversionError):
 class CollectionError(ConversionError):
     """An embedding-collection description is malformed, or disagrees with the dump's
     meta_data or with the graph JSON (the message names both sources)."""
+
+
+class ModelNotFoundError(InputFileError):
+    """A Hugging Face model that is neither a local directory nor in the local cache."""
+
+
+class UnsupportedModelError(ConversionError):
+    """A Hugging Face model whose architecture or task cannot be exported."""
+
+
+class AccuracyError(ConversionError):
+    """An exported or optimized model differs from its reference beyond the tolerance."""

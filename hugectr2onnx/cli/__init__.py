@@ -27,6 +27,7 @@ COMMANDS = {  # command name -> module of this package
     "to-torch": "to_torch",
     "from-torch": "from_torch",
     "to-tf": "to_tf",
+    "hf": "hf",
 }
 
 
