@@ -69,3 +69,10 @@ class UsageError(ConversionError):
     """Options that contradict each other or the model."""
 
     exit_code = 2
+
+
+class ServiceError(ConversionError):
+    """An external service (Redis) is down, refused the connection, timed out or answered
+    with an error; ``file`` holds its address (password removed) and ``where`` the table."""
+
+    exit_code = 5
