@@ -6,7 +6,10 @@ embeddings looked up in Redis. Needs the ``redis`` extra. See docs/redis.md.
 
 from .layout import DEFAULT_PARTITIONS, partition_key, partition_of, rrxmrrxmsx_0, tag_name
 from .load import LoadReport, load_tables
+from .lookup import RedisTables
+from .scorer import RedisScorer
 from .store import RedisOptions, RedisStore
 
-__all__ = ["DEFAULT_PARTITIONS", "LoadReport", "RedisOptions", "RedisStore", "load_tables",
+__all__ = ["DEFAULT_PARTITIONS", "LoadReport", "RedisOptions", "RedisScorer", "RedisStore",
+           "RedisTables", "load_tables",
            "partition_key", "partition_of", "rrxmrrxmsx_0", "tag_name"]

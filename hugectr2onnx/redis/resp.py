@@ -27,3 +27,12 @@ def encode_command(command: bytes, name: bytes, *columns: np.ndarray) -> bytes:
     head = b"*%d\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (2 + n * len(columns), len(command), command,
                                                    len(name), name)
     return head + body.tobytes()
+
+
+def pack(*args) -> bytes:
+    """One command of a few ordinary arguments (str, bytes or int)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)

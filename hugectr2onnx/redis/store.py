@@ -85,6 +85,8 @@ class RedisStore:
     def _client_kwargs(self, parts) -> dict:
         o = self.options
         kw = {"socket_timeout": o.timeout, "socket_connect_timeout": o.connect_timeout,
+              "protocol": 2,  # RESP2 reply shapes, as HPS (redis-plus-plus) reads them
+              "retry": _no_retry(),  # our retry_budget decides
               "username": o.username or (unquote(parts.username) if parts.username else None),
               "password": (o.password or (unquote(parts.password) if parts.password else None)
                            or os.environ.get(PASSWORD_ENV))}
@@ -107,8 +109,7 @@ class RedisStore:
                 cluster = bool(probe.info("cluster").get("cluster_enabled"))
             if cluster:
                 probe.close()
-                self._cluster = RedisCluster(host=self._host, port=self._port,
-                                             cluster_error_retry_attempts=1, **self._kw)
+                self._cluster = RedisCluster(host=self._host, port=self._port, **self._kw)
             else:
                 self._client = probe
         except redis.RedisError as e:
@@ -202,6 +203,13 @@ class RedisStore:
         if self._cluster is None:
             return [self._client]
         return [n.redis_connection for n in self._cluster.get_primaries()]
+
+
+def _no_retry():
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), 0)
 
 
 def _pipeline(client, payloads: list[bytes]) -> list:
