@@ -105,6 +105,8 @@ class RedisTables:
             wanted = np.flatnonzero(~hit)
         else:
             wanted = np.arange(uniq.size)
+        if self.key_bytes == 4:  # a key a 4-byte table cannot hold is unseen
+            wanted = wanted[(uniq[wanted] >= 0) & (uniq[wanted] <= 0xFFFFFFFF)]
         st = self.stats[t]
         st.keys += int(present.sum())
         st.distinct += int(uniq.size)

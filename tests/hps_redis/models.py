@@ -47,8 +47,10 @@ class Model:
         return dict(zip([o.name for o in sess.get_outputs()], outs))
 
 
-def build(directory, builder, *, num_keys: int = 300, hashed: bool = True, seed: int = 0):
-    art = zoo.save(builder, directory, num_keys=num_keys, hashed=hashed, seed=seed)
+def build(directory, builder, *, num_keys: int = 300, hashed: bool = True, seed: int = 0,
+          key_bits: int = 64):
+    art = zoo.save(builder, directory, num_keys=num_keys, hashed=hashed, seed=seed,
+                   key_bits=key_bits)
     full, dense = str(directory / "full.onnx"), str(directory / "dense.onnx")
     converter.convert(full, art.graph_config, art.dense_model, True, art.sparse_models,
                       art.ntp_file)

@@ -48,12 +48,15 @@ def ping(port: int) -> bool:
 class RedisServer:
     """One redis-server child process; ``kill`` takes it down hard (SIGKILL)."""
 
-    def __init__(self, directory, *, cluster: bool = False, extra: tuple = ()):
+    def __init__(self, directory, *, cluster: bool = False, tls: bool = False,
+                 extra: tuple = ()):
         exe = require_redis_server()
         self.port = free_port()
         self.dir = directory / str(self.port)
         self.dir.mkdir(parents=True)
-        args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        ports = ["--port", "0", "--tls-port", str(self.port)] if tls else ["--port", str(self.port)]
+        self.tls = tls
+        args = [exe, *ports, "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self.dir), "--protected-mode", "no", *extra]
         if cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -63,10 +66,14 @@ class RedisServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"redis-server on port {self.port} exited "
                                    f"({self.proc.returncode})")
-            if ping(self.port):
+            if self._listening():
                 return
             time.sleep(0.05)
         raise RuntimeError(f"redis-server on port {self.port} did not answer")
+
+    def _listening(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     @property
     def url(self) -> str:
