@@ -14,6 +14,7 @@ from .ir import Graph
 from .loader import as_list, load_model
 from .onnx_backend.embedding import EmbeddingOptions, check_table_order, uses_slot_order
 from .onnx_backend.lookup import DuplicateKeyError, resolve_strategy
+from .onnx_backend.metadata import file_sha256, model_metadata, set_metadata, value_infos
 from .onnx_backend.export import (AUTO_THRESHOLD, EXTERNAL_MIN_BYTES, build_model,
                                   check_external_mode, save_model, stage_tables)
 from .options import ConvertOptions
@@ -31,6 +32,8 @@ class ConversionReport:
     output_bytes: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    inputs: list[dict] = field(default_factory=list)  # name, dtype, shape
+    outputs: list[dict] = field(default_factory=list)
 
     @property
     def keys(self) -> int:
@@ -42,6 +45,9 @@ class ConversionReport:
         for t in self.tables:
             lines.append(f"  table {t['name']}: {t['keys']} keys x {t['vec_size']}, "
                          f"lookup {t['strategy']}")
+        for kind, values in (("input", self.inputs), ("output", self.outputs)):
+            lines += [f"  {kind} {v['name']}: {v['dtype']} [{', '.join(map(str, v['shape']))}]"
+                      for v in values]
         lines.append(f"wrote {', '.join(self.files)} ({_size(self.output_bytes)}) "
                      f"in {self.seconds:.2f} s")
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
@@ -151,6 +157,11 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
             result = build_model(graph, **build, emb_opts=_embedding_options(
                 graph, convert_embedding, o.lookup, o.padding_key, o.num_gpus, trust_hash=False,
                 table_order=o.table_order, lookups=lookups))
+        set_metadata(result.skeleton, model_metadata(
+            graph, convert_embedding=convert_embedding, key_type=o.key_type,
+            padding_key=o.padding_key, slot_size_array=o.slot_size_array,
+            tables=result.embeddings if convert_embedding else None,
+            graph_sha256=file_sha256(graph_config)))
     except BaseException:
         if staged is not None:
             staged.discard()
@@ -166,4 +177,6 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
     return ConversionReport(onnx_path=str(onnx_model_path), files=[str(f) for f in files],
                             layers=len(graph.layers), layer_types=counts, tables=tables,
                             output_bytes=sum(Path(f).stat().st_size for f in files),
-                            seconds=time.perf_counter() - start, warnings=notes)
+                            seconds=time.perf_counter() - start, warnings=notes,
+                            inputs=value_infos(result.skeleton.graph.input),
+                            outputs=value_infos(result.skeleton.graph.output))

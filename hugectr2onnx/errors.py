@@ -71,6 +71,11 @@ class UsageError(ConversionError):
     exit_code = 2
 
 
+class DatasetError(ConversionError):
+    """A dataset file (Norm, Raw, RawAsync, Parquet) is malformed or does not fit the model;
+    ``where`` names the record, row, column or field."""
+
+
 class ServiceError(ConversionError):
     """An external service (Redis) is down, refused the connection, timed out or answered
     with an error; ``file`` holds its address (password removed) and ``where`` the table."""

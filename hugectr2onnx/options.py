@@ -16,7 +16,9 @@ class ConvertOptions:
     layers; ``num_gpus`` of Localized training runs; ``strict_finite`` (fail on NaN/Inf);
     ``progress`` (bars on stderr; None: when it is a terminal); ``table_order`` of hashed
     tables ("slot": in the index's slot order, one random read less per lookup; "file":
-    streamed as stored; "auto": slot order up to 4 GiB or a quarter of the RAM)."""
+    streamed as stored; "auto": slot order up to 4 GiB or a quarter of the RAM);
+    ``slot_size_array``: the Parquet reader's per-column vocabulary sizes of the training
+    run, recorded in the model's metadata so that ``predict`` adds the same key offsets."""
 
     opset: int = DEFAULT_OPSET
     key_type: str = "I64"
@@ -29,6 +31,7 @@ class ConvertOptions:
     strict_finite: bool = False
     progress: bool | None = None
     table_order: str = "auto"
+    slot_size_array: tuple | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

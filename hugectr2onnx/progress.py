@@ -23,8 +23,9 @@ class _Silent:
         pass
 
 
-def progress_bar(total: int, desc: str, enabled: bool | None = None):
-    """A context manager with ``update(nbytes)``; ``enabled`` None means: if stderr is a tty."""
+def progress_bar(total: int, desc: str, enabled: bool | None = None, unit: str = "B"):
+    """A context manager with ``update(n)`` (bytes, or ``unit``s; ``total`` 0: unknown);
+    ``enabled`` None means: if stderr is a tty."""
     if enabled is None:
         enabled = bool(getattr(sys.stderr, "isatty", lambda: False)())
     if not enabled:
@@ -33,5 +34,8 @@ def progress_bar(total: int, desc: str, enabled: bool | None = None):
         from tqdm import tqdm
     except ImportError:
         return _Silent()
+    if unit != "B":
+        return tqdm(total=total or None, desc=desc, unit=f" {unit}", unit_scale=True,
+                    leave=False, file=sys.stderr, dynamic_ncols=True)
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
                 leave=False, file=sys.stderr, dynamic_ncols=True)

@@ -19,6 +19,8 @@ INTERNAL_ERROR = 70  # EX_SOFTWARE; input errors exit with ConversionError.exit_
 COMMANDS = {  # command name -> module of this package
     "convert": "convert",
     "verify": "verify",
+    "predict": "predict",
+    "inspect": "inspect",
     "redis": "redis",
 }
 

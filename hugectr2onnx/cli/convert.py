@@ -30,6 +30,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="tensors in a .data file: auto switches above ~1.8 GB")
     c.add_argument("--external-threshold", type=int, default=None, metavar="BYTES",
                    help="with --external-data auto, switch above this size (default ~1.8 GB)")
+    c.add_argument("--slot-size-array", type=int, nargs="+", default=None,
+                   help="the Parquet reader's slot_size_array of the training run, recorded "
+                   "in the model so that predict adds the same key offsets")
     c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: only when it is a terminal)")
     c.add_argument("--strict-finite", action="store_true",
@@ -48,7 +51,8 @@ def run(args) -> int:
         lookup=args.lookup, external_data=args.external_data,
         external_threshold=args.external_threshold, projection_dims=args.projection_dims,
         num_gpus=args.num_gpus, strict_finite=args.strict_finite, progress=args.progress,
-        table_order=args.table_order)
+        table_order=args.table_order,
+        slot_size_array=tuple(args.slot_size_array) if args.slot_size_array else None)
     report = convert(args.onnx_model_path, args.graph_config, args.dense_model,
                      args.convert_embedding, args.sparse_models, args.ntp_file,
                      args.graph_name, options=options)
