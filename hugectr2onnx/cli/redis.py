@@ -90,3 +90,62 @@ def run(args) -> int:
                          replace=args.replace, progress=args.progress)
     print(report.summary())
     return 0
+
+
+# ---------------------------------------------------------------- predict's Redis and Ray options
+def add_scoring_args(p: argparse.ArgumentParser) -> None:
+    """``predict --embeddings redis://HOST:PORT/MODEL`` and ``--engine ray``."""
+    g = p.add_argument_group("embeddings in Redis (HPS layout) and distributed scoring")
+    g.add_argument("--embeddings", default=None, metavar="redis://HOST:PORT/MODEL",
+                   help="look the embeddings up in Redis; --onnx is then the dense-only model "
+                   "(converted without --convert-embedding) and --graph is required")
+    g.add_argument("--graph", "--graph-config", dest="graph_config", default=None,
+                   help="graph JSON (with --embeddings)")
+    g.add_argument("--cache-keys", type=int, default=0,
+                   help="in-process LRU cache of hot vectors, per table (default 0: off)")
+    add_table_args(g)
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default) or ray: Ray Data actors, Parquet datasets")
+    g.add_argument("--ray-address", default=None,
+                   help="an existing Ray cluster ('auto', ray://HOST:10001); default: start a "
+                   "local one")
+    g.add_argument("--ray-cpus", type=int, default=None,
+                   help="CPUs of the local Ray (default: all); one actor per CPU")
+    add_connection_args(p)
+
+
+def predict_with_engine(args):
+    """The result of predict with Redis embeddings and/or on Ray; None: plain local predict."""
+    from ..errors import UsageError
+
+    if args.embeddings is None and args.engine == "local":
+        return None
+    redis = None
+    if args.embeddings is not None:
+        if not args.graph_config:
+            raise UsageError("--embeddings needs --graph (the model's graph JSON)")
+        from ..redis.store import split_model_url
+
+        url, model = split_model_url(args.embeddings)
+        redis = dict(graph_config=args.graph_config, url=url, model=model, tables=args.tables,
+                     partitions=args.partitions, key_bytes=args.key_bytes,
+                     options=redis_options(args), cache_keys=args.cache_keys)
+    if args.engine == "ray":
+        from ..ray_predict import predict_ray
+
+        if args.fmt != "parquet":
+            raise UsageError("--engine ray reads Parquet datasets (--format parquet)")
+        if args.float_label_dense:
+            raise UsageError("--float-label-dense is for Raw datasets, not Parquet")
+        return predict_ray(args.onnx_model_path, args.data, batch_size=args.batch_size,
+                           key_type=args.key_type, slot_size_array=args.slot_size_array,
+                           num_samples=args.num_samples, redis=redis, address=args.ray_address,
+                           num_cpus=args.ray_cpus)
+    from ..predict import predict
+    from ..redis.scorer import RedisScorer
+
+    with RedisScorer(args.onnx_model_path, threads=args.threads or 0, **redis) as scorer:
+        layout = scorer.layout(key_type=args.key_type, slot_size_array=args.slot_size_array)
+        return predict(args.onnx_model_path, args.data, args.fmt, batch_size=args.batch_size,
+                       num_samples=args.num_samples, float_label_dense=args.float_label_dense,
+                       scorer=scorer, layout=layout, progress=args.progress)

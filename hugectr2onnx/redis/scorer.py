@@ -28,6 +28,7 @@ class RedisScorer:
         if model is None:
             url, model = split_model_url(url)
         self.graph = load_graph(graph_config)
+        self.onnx_path = str(onnx_path)
         self.session = _session(onnx_path, threads)
         inputs = {i.name: i for i in self.session.get_inputs()}
         embedded = [e.bottom for e in self.graph.embeddings if e.bottom in inputs]
@@ -39,7 +40,10 @@ class RedisScorer:
         if missing:
             raise UsageError(f"the model has no input {missing[0]!r} for embedding output "
                              f"(converted from another graph?)", file=str(onnx_path))
-        self.input_names = list(inputs)
+        self.onnx_inputs = list(inputs)
+        tops = {e.top for e in self.graph.embeddings}
+        # what a caller feeds: the model's other inputs (dense) and the graph's key inputs
+        self.input_names = [n for n in inputs if n not in tops] + self.key_inputs
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.store = RedisStore(url, options)
         self.tables = RedisTables(self.store, model, self.graph.embeddings, tables=tables,
@@ -61,12 +65,28 @@ class RedisScorer:
 
     def predict(self, feeds: dict) -> dict[str, np.ndarray]:
         run_feeds = {k: np.asarray(v, dtype=np.float32) for k, v in feeds.items()
-                     if k in self.input_names}
+                     if k in self.onnx_inputs}
         run_feeds.update(self.embed(feeds))
-        absent = [n for n in self.input_names if n not in run_feeds]
+        absent = [n for n in self.onnx_inputs if n not in run_feeds]
         if absent:
             raise UsageError(f"no data for the model's input {absent[0]!r}")
         return dict(zip(self.output_names, self.session.run(None, run_feeds)))
+
+    run = predict  # the predict module's Scorer protocol
+
+    def layout(self, *, key_type: str | None = None, slot_size_array=None):
+        """The data layout to read datasets with: the model's metadata (written at convert),
+        else the graph's Data block."""
+        from ..data.layout import DataLayout
+        from ..onnx_backend.metadata import load_proto, read_metadata
+
+        data = read_metadata(load_proto(self.onnx_path)).get("data")
+        if isinstance(data, dict):
+            layout = DataLayout.from_dict(data)
+        else:
+            layout = DataLayout.from_data_input(self.graph.data,
+                                                padding_key=self.tables.padding_key)
+        return layout.with_options(key_type=key_type, slot_size_array=slot_size_array)
 
     def close(self) -> None:
         self.store.close()
