@@ -162,23 +162,60 @@ def _load_one(store, tag, name, table, vec_size, partitions, key_bytes, chunk_by
     step = max(1, chunk_bytes // row_bytes)
     t0 = time.perf_counter()
     with progress_bar((rows - start) * row_bytes, f"redis {name}", progress) as bar:
-        for a in range(start, rows, step):
-            if budget[0] is not None:
-                if budget[0] <= 0:
-                    result.seconds = time.perf_counter() - t0
-                    raise ServiceError("load interrupted (stop_after_chunks)", file=store.shown,
-                                       where=f"table {name}")
-                budget[0] -= 1
-            b = min(rows, a + step)
-            store.exchange(_chunk_commands(tag, table.keys[a:b], table.vectors[a:b],
-                                           partitions, key_bytes), name)
-            store.command("HSET", marker, "rows_done", b, table=name, key=marker)
-            result.rows_sent += b - a
-            bar.update((b - a) * row_bytes)
+        # chunk i+1 is encoded while Redis executes chunk i
+        inflight = None  # (commands, pending, end row)
+        for a in list(range(start, rows, step)) + [None]:
+            nxt = None
+            if a is not None:
+                if budget[0] is not None:
+                    if budget[0] <= 0:
+                        if inflight is not None:
+                            store.command("HSET", marker, "rows_done",
+                                          _finish(store, inflight, name), table=name, key=marker)
+                        result.seconds = time.perf_counter() - t0
+                        raise ServiceError("load interrupted (stop_after_chunks)",
+                                           file=store.shown, where=f"table {name}")
+                    budget[0] -= 1
+                b = min(rows, a + step)
+                nxt = _chunk_commands(tag, table.keys[a:b], table.vectors[a:b], partitions,
+                                      key_bytes)
+            if inflight is not None:
+                done = _finish(store, inflight, name)
+                store.command("HSET", marker, "rows_done", done, table=name, key=marker)
+                bar.update((done - start - result.rows_sent) * row_bytes)
+                result.rows_sent = done - start
+            if nxt is not None:
+                inflight = (nxt, _submit(store, nxt, name), b)
     result.seconds = time.perf_counter() - t0
     store.command("HSET", marker, "complete", 1, table=name, key=marker)
     result.stored = _stored(store, tag, partitions, name)
     return result
+
+
+def _submit(store, commands, name):
+    import redis
+
+    try:
+        return store.submit(commands)
+    except (redis.RedisError, OSError):
+        return None  # _finish sends it again, within the retry budget
+
+
+def _finish(store, inflight, name) -> int:
+    """Wait for a chunk's replies (resending it on failure: HSET is idempotent)."""
+    if inflight is None:
+        return 0
+    import redis
+
+    commands, pending, end = inflight
+    try:
+        if pending is not None:
+            pending.wait()
+            return end
+    except (redis.RedisError, OSError):
+        pass
+    store.exchange(commands, name)
+    return end
 
 
 def _chunk_commands(tag, keys, vectors, partitions, key_bytes):

@@ -185,6 +185,25 @@ class RedisStore:
                 list(pool.map(run, groups.values()))
         return replies
 
+    def submit(self, commands: list[tuple[bytes, bytes]]) -> "Pending":
+        """Send ``commands`` now, read their replies later (``Pending.wait``), so the caller
+        prepares the next request while Redis executes this one."""
+        groups: dict[int, tuple[object, list[int]]] = {}
+        for i, (name, _) in enumerate(commands):
+            client = self.client_for(name)
+            groups.setdefault(id(client), (client, []))[1].append(i)
+        pending = Pending(commands)
+        try:
+            for client, idx in groups.values():
+                pool = client.connection_pool
+                conn = pool.get_connection()
+                pending.sent.append((pool, conn, idx))
+                conn.send_packed_command([commands[i][1] for i in idx])
+        except BaseException:
+            pending.abandon()
+            raise
+        return pending
+
     def command(self, *args, table: str | None = None, key: bytes | None = None):
         """One ordinary command (routed by ``key`` on a cluster), with the same error handling."""
         import redis
@@ -203,6 +222,34 @@ class RedisStore:
         if self._cluster is None:
             return [self._client]
         return [n.redis_connection for n in self._cluster.get_primaries()]
+
+
+class Pending:
+    """Commands sent on their connections, replies not read yet."""
+
+    def __init__(self, commands):
+        self.commands = commands
+        self.sent: list = []  # (pool, connection, command indices)
+
+    def wait(self) -> list:
+        replies: list = [None] * len(self.commands)
+        try:
+            while self.sent:
+                pool, conn, idx = self.sent[0]
+                for i in idx:
+                    replies[i] = conn.read_response()
+                self.sent.pop(0)
+                pool.release(conn)
+        except BaseException:
+            self.abandon()
+            raise
+        return replies
+
+    def abandon(self) -> None:
+        for pool, conn, _ in self.sent:
+            conn.disconnect()
+            pool.release(conn)
+        self.sent = []
 
 
 def _no_retry():
