@@ -118,7 +118,7 @@ def bench_scoring(url: str, work: Path, keys: int, batch: int, repeats: int, thr
     def feeds(kind):
         k = known[rng.integers(0, known.size, shape)] if kind == "uniform" else \
             zipf_keys(known, shape, rng)
-        return {"dense": rng.standard_normal((batch, 13)).astype(np.float32), "data": k}
+        return {"dense": rng.standard_normal((batch, 13)).astype(np.float32), "data1": k}
 
     opts = ort.SessionOptions()
     if threads:

@@ -50,7 +50,7 @@ class VectorCache:
         if keys.size == 0:
             return
         s = self._set_of(keys)
-        order = np.argsort(s, kind="stable")
+        order = np.argsort(s.astype(np.uint16) if self.sets <= 65536 else s, kind="stable")
         ss = s[order]
         rank = np.arange(ss.size) - np.searchsorted(ss, ss, side="left")
         keep = rank < self.ways

@@ -73,3 +73,10 @@ def key_fields(keys: np.ndarray, key_bytes: int = 8) -> np.ndarray:
     if key_bytes == 4 and k.size and (k.min() < 0 or k.max() > 0xFFFFFFFF):
         raise UsageError("keys outside [0, 2^32) cannot be stored as 4-byte HPS keys")
     return np.ascontiguousarray(k.astype(dtype)).view(np.uint8).reshape(-1, key_bytes)
+
+
+def partition_order(part: np.ndarray, num_partitions: int) -> np.ndarray:
+    """A stable order grouping keys by partition: numpy radix-sorts 8/16-bit integers, an
+    O(n) pass instead of a comparison sort."""
+    small = np.uint8 if num_partitions <= 256 else np.uint16 if num_partitions <= 65536 else None
+    return np.argsort(part.astype(small) if small else part, kind="stable")

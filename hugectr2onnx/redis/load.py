@@ -19,7 +19,8 @@ from ..hugectr.graph_json import load_graph
 from ..hugectr.sparse import load_table
 from ..loader import as_list
 from ..progress import progress_bar
-from .layout import DEFAULT_PARTITIONS, key_fields, partition_key, partition_of, tag_name
+from .layout import (DEFAULT_PARTITIONS, key_fields, partition_key, partition_of,
+                     partition_order, tag_name)
 from .resp import encode_command
 from .store import RedisOptions, RedisStore
 
@@ -222,7 +223,7 @@ def _chunk_commands(tag, keys, vectors, partitions, key_bytes):
     keys = np.asarray(keys)
     vectors = np.ascontiguousarray(vectors, dtype="<f4")
     part = partition_of(keys, partitions)
-    order = np.argsort(part, kind="stable")
+    order = partition_order(part, partitions)
     bounds = np.searchsorted(part[order], np.arange(partitions + 1))
     fields = key_fields(keys, key_bytes)[order]
     values = vectors.view(np.uint8).reshape(len(keys), -1)[order]

@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import ServiceError, UsageError
 from ..ir import Embedding
 from .cache import VectorCache
-from .layout import DEFAULT_PARTITIONS, key_fields, partition_key, partition_of, tag_name
+from .layout import (DEFAULT_PARTITIONS, key_fields, partition_key, partition_of,
+                     partition_order, tag_name)
 from .resp import encode_command, pack
 from .store import RedisStore
 
@@ -112,7 +113,7 @@ class RedisTables:
         st.distinct += int(uniq.size)
         st.fetched += int(wanted.size)
         part = partition_of(uniq[wanted], self.partitions)
-        order = np.argsort(part, kind="stable")
+        order = partition_order(part, self.partitions)
         wanted, part = wanted[order], part[order]
         bounds = np.searchsorted(part, np.arange(self.partitions + 1))
         fields = key_fields(uniq[wanted], self.key_bytes)
