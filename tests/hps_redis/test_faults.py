@@ -13,7 +13,7 @@ import pytest
 from hugectr2onnx import zoo
 from hugectr2onnx.errors import ServiceError
 from hugectr2onnx.redis import RedisOptions, RedisScorer, load_tables
-from models import build
+from redis_models import build
 from redis_services import RedisCluster, RedisServer, free_port
 
 

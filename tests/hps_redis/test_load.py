@@ -7,7 +7,7 @@ from hugectr2onnx import zoo
 from hugectr2onnx.cli import main
 from hugectr2onnx.errors import ServiceError, UsageError
 from hugectr2onnx.redis import load_tables
-from models import client, flush, mixer_by_hand
+from redis_models import client, flush, mixer_by_hand
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_cli(redis_url, art, capsys):
 
 def test_four_byte_keys_score(redis_url, tmp_path):
     from hugectr2onnx.redis import RedisScorer
-    from models import build
+    from redis_models import build
 
     flush(redis_url)
     m32 = build(tmp_path / "k32", zoo.dcn(**zoo.SMALL["dcn"]), num_keys=400, key_bits=32)

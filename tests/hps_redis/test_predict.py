@@ -9,7 +9,7 @@ from hugectr2onnx.data import DataLayout
 from hugectr2onnx.data.writers import write_parquet
 from hugectr2onnx.predict import predict
 from hugectr2onnx.redis import load_tables
-from models import build, flush
+from redis_models import build, flush
 
 N = 3000
 

@@ -7,7 +7,7 @@ from hugectr2onnx import zoo
 from hugectr2onnx.errors import UsageError
 from hugectr2onnx.redis import RedisScorer, load_tables
 from hugectr2onnx.reference import embedding_reference
-from models import build, flush, write_hps_tables
+from redis_models import build, flush, write_hps_tables
 
 SMALL = zoo.SMALL
 

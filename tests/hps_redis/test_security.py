@@ -10,7 +10,7 @@ from hugectr2onnx.cli import main
 from hugectr2onnx.errors import ServiceError
 from hugectr2onnx.redis import RedisOptions, RedisScorer, load_tables
 from hugectr2onnx.redis.store import redact
-from models import build
+from redis_models import build
 from redis_services import RedisServer
 
 SECRET = "s3cret-Pa55"
