@@ -44,9 +44,11 @@ start() {
     nodes+=("127.0.0.1:$p")
   done
   redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/cluster.log"
-  for _ in $(seq 100); do
-    redis-cli -p "${CLUSTER_PORTS[0]}" cluster info | grep -q cluster_state:ok && break
-    sleep 0.1
+  for p in "${CLUSTER_PORTS[@]}"; do  # every node must see the whole cluster
+    for _ in $(seq 200); do
+      redis-cli -p "$p" cluster info | grep -q cluster_state:ok && break
+      sleep 0.1
+    done
   done
   echo "export HUGECTR2ONNX_REDIS_URL=redis://127.0.0.1:$STANDALONE_PORT"
   echo "export HUGECTR2ONNX_REDIS_CLUSTER_URL=redis://127.0.0.1:${CLUSTER_PORTS[0]}"

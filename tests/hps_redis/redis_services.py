@@ -100,10 +100,10 @@ class RedisCluster:
             self.stop()
             raise RuntimeError(f"redis-cli --cluster create failed: {out.stdout[-500:]}"
                                f"{out.stderr[-500:]}")
-        for _ in range(200):
-            info = subprocess.run(["redis-cli", "-p", str(self.nodes[0].port), "cluster",
-                                   "info"], capture_output=True, text=True).stdout
-            if "cluster_state:ok" in info:
+        for _ in range(400):  # every node must see the whole cluster, not just the first
+            if all("cluster_state:ok" in subprocess.run(
+                    ["redis-cli", "-p", str(s.port), "cluster", "info"], capture_output=True,
+                    text=True).stdout for s in self.nodes):
                 return
             time.sleep(0.05)
         raise RuntimeError("the Redis cluster did not reach state ok")
