@@ -44,7 +44,7 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(directory)],
-                            stdout=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -53,13 +53,81 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("redis-server did not start")
 
 
+def free_port_pair() -> int:
+    """A free loopback port whose cluster bus port (+10000) is free too."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + 10000 < 65536:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                    return port
+                except OSError:
+                    continue
+
+
+def start_cluster(directory: Path, n: int = 3) -> tuple[list, str]:
+    """``n`` local cluster nodes, no replicas; on failure the nodes are stopped."""
+    procs, ports = [], []
+    try:
+        for i in range(n):
+            d = directory / f"node{i}"
+            d.mkdir(parents=True)
+            port = free_port_pair()
+            procs.append(subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(d), "--cluster-enabled", "yes"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            ports.append(port)
+            for _ in range(100):
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.05)
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True,
+                       capture_output=True)
+        for p in ports:
+            while "cluster_state:ok" not in subprocess.run(
+                    ["redis-cli", "-p", str(p), "cluster", "info"], capture_output=True,
+                    text=True).stdout:
+                time.sleep(0.1)
+    except BaseException:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+        raise
+    return procs, f"redis://127.0.0.1:{ports[0]}"
+
+
+def server_cpu(url: str) -> float:
+    """CPU seconds redis-server has used (all nodes of a cluster)."""
+    import redis
+    from redis.cluster import RedisCluster
+
+    r = redis.Redis.from_url(url)
+    if r.info("cluster").get("cluster_enabled"):
+        infos = RedisCluster.from_url(url).info("cpu", target_nodes=RedisCluster.PRIMARIES)
+        infos = list(infos.values())
+    else:
+        infos = [r.info("cpu")]
+    return sum(i["used_cpu_user"] + i["used_cpu_sys"] for i in infos)
+
+
 def flush(url: str) -> None:
     import redis
+    from redis.cluster import RedisCluster
 
-    redis.Redis.from_url(url).flushall()
+    r = redis.Redis.from_url(url)
+    if r.info("cluster").get("cluster_enabled"):
+        RedisCluster.from_url(url).flushall(target_nodes=RedisCluster.PRIMARIES)
+    else:
+        r.flushall()
 
 
-def bench_load(url: str, work: Path, keys: int, vec: int, repeats: int) -> None:
+def bench_load(url: str, work: Path, keys: int, vec: int, repeats: int, what: str) -> None:
     b = ModelBuilder().input(dense_dim=1, sparse=[{"top": "data", "slot_num": 1}])
     b.embedding(bottom="data", top="emb", vec_size=vec)
     b.dense("Reshape", "emb", "r", leading_dim=vec)
@@ -68,16 +136,20 @@ def bench_load(url: str, work: Path, keys: int, vec: int, repeats: int) -> None:
     rng = np.random.default_rng(0)
     table = {"keys": rng.permutation(np.arange(keys, dtype=np.int64) * 7919),
              "vectors": rng.standard_normal((keys, vec)).astype(np.float32)}
-    art = save_model(b, work / "load", tables=[table])
-    rates = []
+    art = save_model(b, work / f"load{vec}", tables=[table])
+    rates, server = [], []
     for _ in range(repeats):
         flush(url)
+        cpu0 = server_cpu(url)
         r = load_tables(url, "bench", art.graph_config, art.sparse_models, progress=False)
+        server.append(server_cpu(url) - cpu0)
         rates.append(r.mb_per_s)
     mb = r.payload_bytes / 1e6
-    print(f"bulk load: {keys:,} keys x {vec} floats = {mb:.0f} MB, 16 partitions: median "
-          f"{statistics.median(rates):.1f} MB/s (runs: {', '.join(f'{x:.1f}' for x in rates)}); "
-          f"target >= 100 MB/s")
+    print(f"bulk load into {what}: {keys:,} keys x {vec} floats = {mb:.0f} MB, 16 partitions: "
+          f"median {statistics.median(rates):.1f} MB/s (runs: "
+          f"{', '.join(f'{x:.1f}' for x in rates)}); target >= 100 MB/s; redis-server CPU "
+          f"{statistics.median(server):.2f} s = {mb / statistics.median(server):.0f} MB per "
+          f"server CPU-second (the bound when the server has a core to itself)")
     flush(url)
 
 
@@ -191,7 +263,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--url", default=None, help="an existing Redis (default: start one)")
     ap.add_argument("--load-keys", type=int, default=2_000_000)
-    ap.add_argument("--load-vec", type=int, default=32)
+    ap.add_argument("--load-vec", type=int, nargs="+", default=[32, 128])
+    ap.add_argument("--load-cluster", action=argparse.BooleanOptionalAction, default=True,
+                    help="also load into a local 3-node cluster")
     ap.add_argument("--keys", type=int, default=1_000_000, help="keys of the scoring table")
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=0, help="ORT threads (0: all)")
@@ -211,7 +285,19 @@ def main() -> None:
         if url is None:
             proc, url = start_redis(work)
         if not args.skip_load:
-            bench_load(url, work, args.load_keys, args.load_vec, args.repeats)
+            for vec in args.load_vec:
+                keys = args.load_keys * 32 // vec  # the same payload for each width
+                bench_load(url, work, keys, vec, args.repeats, "a standalone server")
+            if args.load_cluster:
+                cluster, curl = start_cluster(work / "cluster")
+                try:
+                    for vec in args.load_vec:
+                        bench_load(curl, work, args.load_keys * 32 // vec, vec, args.repeats,
+                                   "a 3-node cluster")
+                finally:
+                    for p in cluster:
+                        p.terminate()
+                        p.wait()
         if not args.skip_scoring:
             bench_scoring(url, work, args.keys, args.batch, args.repeats, args.threads,
                           args.cache_keys)
