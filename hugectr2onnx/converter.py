@@ -109,8 +109,11 @@ def _stage_tables(graph: Graph, path, external_data: str, threshold: int, progre
     """Start copying the tables into the data file now when they will go there anyway, so
     the copy overlaps the key checks and index builds (onnx_backend/staging.py). Tables
     stored in slot order wait for their index."""
-    big = [(emb.table, how) for emb, how in zip(graph.embeddings, lookups)
-           if emb.table is not None and emb.table.vectors.nbytes >= EXTERNAL_MIN_BYTES]
+    shared = {}  # embedding-collection lookups share tables: stage each once
+    for emb, how in zip(graph.embeddings, lookups):
+        if emb.table is not None and emb.table.vectors.nbytes >= EXTERNAL_MIN_BYTES:
+            shared.setdefault(id(emb.table), (emb.table, how))
+    big = list(shared.values())
     total = sum(int(t.vectors.nbytes) for t, _ in big)
     tables = [t.vectors for t, how in big
               if not uses_slot_order(t.keys, t.vectors, how, table_order)]
@@ -132,16 +135,22 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
     o = ConvertOptions.from_kwargs(options, **kwargs)
     start = time.perf_counter()
     notes: list[str] = []
-    if convert_embedding and sparse_models is None:
+    if o.embedding_collection:
+        convert_embedding = True  # the collection's tables come from its dump
+    elif convert_embedding and sparse_models is None:
         raise UsageError("convert_embedding=True needs sparse_models")
     _check_options(o.num_gpus, o.padding_key)
     check_external_mode(o.external_data)
     check_table_order(o.table_order)
     _check_not_an_input(onnx_model_path, [graph_config, dense_model, ntp_file,
-                                          *(as_list(sparse_models))])
+                                          o.embedding_collection, *(as_list(sparse_models))])
     graph = load_model(graph_config, dense_model, sparse_models if convert_embedding else None,
                        ntp_file, key_type=o.key_type, projection_dims=o.projection_dims,
-                       strict_finite=o.strict_finite, warn=notes.append)
+                       strict_finite=o.strict_finite, warn=notes.append,
+                       embedding_collection=o.embedding_collection)
+    if convert_embedding and any(emb.table is None for emb in graph.embeddings):
+        raise UsageError("the graph's sparse embeddings need sparse_models besides the "
+                         "embedding collection")
     threshold = AUTO_THRESHOLD if o.external_threshold is None else o.external_threshold
     lookups = ([o.lookup if emb.table is None else resolve_strategy(emb.table.keys, o.lookup)
                 for emb in graph.embeddings] if convert_embedding else [])
@@ -172,7 +181,8 @@ def convert(onnx_model_path, graph_config, dense_model, convert_embedding=False,
     counts: dict[str, int] = {}
     for layer in graph.layers:
         counts[layer.type] = counts.get(layer.type, 0) + 1
-    tables = [dict(name=emb.top, keys=info["keys"], vec_size=emb.vec_size,
+    tables = [dict(name=f"{emb.top} (table {emb.table_name})" if emb.table_name else emb.top,
+                   keys=info["keys"], vec_size=emb.vec_size,
                    strategy=info["strategy"]) for emb, info in zip(graph.embeddings, result.embeddings)]
     return ConversionReport(onnx_path=str(onnx_model_path), files=[str(f) for f in files],
                             layers=len(graph.layers), layer_types=counts, tables=tables,

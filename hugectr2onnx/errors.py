@@ -43,6 +43,21 @@ class UnsupportedLayerError(GraphConfigError):
         super().__init__(message, file=file, where="layers")
 
 
+class GraphProblemsError(GraphConfigError):
+    """Several problems in one graph JSON; ``problems`` holds each as its own typed error."""
+
+    def __init__(self, problems: list[ConversionError], *, file: str | None = None):
+        self.problems = list(problems)
+        # the unsupported layer types among the problems, as UnsupportedLayerError.types
+        self.types = sorted({t for e in self.problems for t in getattr(e, "types", [])})
+        listing = "; ".join(f"({k}) {_located(e)}" for k, e in enumerate(self.problems, 1))
+        super().__init__(f"{len(self.problems)} problems: {listing}", file=file)
+
+
+def _located(e: ConversionError) -> str:
+    return f"[{e.where}] {e.detail}" if e.where else e.detail
+
+
 class DenseModelError(ConversionError):
     """The dense weight file does not fit the graph."""
 
@@ -69,6 +84,11 @@ class UsageError(ConversionError):
     """Options that contradict each other or the model."""
 
     exit_code = 2
+
+
+class CollectionError(ConversionError):
+    """An embedding-collection description is malformed, or disagrees with the dump's
+    meta_data or with the graph JSON (the message names both sources)."""
 
 
 class DatasetError(ConversionError):

@@ -102,7 +102,7 @@ class Embedding:
     bottom: str
     top: str
     vec_size: int
-    combiner: str  # "sum" | "mean"
+    combiner: str  # "sum" | "mean" | "concat" (embedding collections: keys side by side)
     slot_num: int
     max_nnz: int
     max_vocabulary_size_global: int = 0
@@ -110,15 +110,22 @@ class Embedding:
     optimizer: str = ""
     update_type: str = ""
     slot_size_array: list[int] = field(default_factory=list)
+    solver_gpus: int | None = None  # GPU count of a hand-written config's solver.gpu list
     table: EmbeddingTable | None = None
+    table_name: str = ""  # embedding collections: lookups may share one named table
 
     @property
     def localized(self) -> bool:
         return self.type.startswith("Localized")
 
     @property
+    def out_width(self) -> int:
+        """Floats per slot: ``concat`` puts the slot's max_nnz vectors side by side."""
+        return self.vec_size * (self.max_nnz if self.combiner == "concat" else 1)
+
+    @property
     def out_shape(self) -> Shape:
-        return (B, self.slot_num, self.vec_size)
+        return (B, self.slot_num, self.out_width)
 
 
 @dataclass
@@ -153,7 +160,8 @@ class Layer:
 
 @dataclass
 class Output:
-    """A model prediction: the inference transform of a loss layer, named after its label."""
+    """A model prediction: the inference transform of a loss layer, named after its label;
+    in a graph without loss layers (an inference graph), a top no layer reads."""
 
     name: str
     shape: Shape
@@ -168,6 +176,7 @@ class Graph:
     outputs: list[Output] = field(default_factory=list)
     model_name: str = ""
     source: str = ""
+    inference: dict = field(default_factory=dict)  # the JSON's "inference" block, if any
 
     def producer_of(self, tensor: str):
         for emb in self.embeddings:

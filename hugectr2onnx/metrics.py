@@ -13,12 +13,13 @@ import numpy as np
 
 
 def auc(labels, scores) -> float | None:
-    """Exact ROC AUC; None when only one class is present (sklearn raises there)."""
+    """Exact ROC AUC; None when only one class is present or a score is NaN (sklearn
+    raises on both)."""
     y = np.asarray(labels).reshape(-1) > 0.5
     s = np.asarray(scores, np.float64).reshape(-1)
     pos = int(y.sum())
     neg = y.size - pos
-    if pos == 0 or neg == 0:
+    if pos == 0 or neg == 0 or np.isnan(s).any():
         return None
     order = np.argsort(s, kind="stable")
     s, y = s[order], y[order]

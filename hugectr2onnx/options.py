@@ -17,6 +17,8 @@ class ConvertOptions:
     ``progress`` (bars on stderr; None: when it is a terminal); ``table_order`` of hashed
     tables ("slot": in the index's slot order, one random read less per lookup; "file":
     streamed as stored; "auto": slot order up to 4 GiB or a quarter of the RAM);
+    ``embedding_collection``: the description file of an embedding collection
+    (docs/embedding_collection.md), whose tables are then always converted;
     ``slot_size_array``: the Parquet reader's per-column vocabulary sizes of the training
     run, recorded in the model's metadata so that ``predict`` adds the same key offsets."""
 
@@ -31,6 +33,7 @@ class ConvertOptions:
     strict_finite: bool = False
     progress: bool | None = None
     table_order: str = "auto"
+    embedding_collection: str | None = None
     slot_size_array: tuple | None = None
 
     @classmethod

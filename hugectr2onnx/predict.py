@@ -90,7 +90,7 @@ class PredictResult:
 
 
 def _num(x) -> str:
-    return "n/a (one class only)" if x is None else f"{x:.6f}"
+    return "n/a (one class only, or NaN predictions)" if x is None else f"{x:.6f}"
 
 
 def check_output_path(path) -> str:
@@ -173,7 +173,12 @@ def predict(onnx_path, data, fmt: str, *, batch_size: int = 4096, threads: int |
     labels: dict[str, list] | None = None
     count = 0
     start = time.perf_counter()
-    with _samples_bar(progress) as bar:
+    total = 0
+    if _bar_enabled(progress):
+        from .data import count_samples
+        total = count_samples(data, fmt, layout, float_label_dense=float_label_dense) or 0
+        total = min(total, num_samples) if num_samples is not None else total
+    with _samples_bar(progress, total) as bar:
         for batch in batches:
             result = scorer.run(batch.inputs)
             for n in outs:
@@ -197,9 +202,14 @@ def _join(parts: list) -> np.ndarray:
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def _samples_bar(enabled):
+def _bar_enabled(enabled) -> bool:
+    import sys
+    return bool(getattr(sys.stderr, "isatty", lambda: False)()) if enabled is None else enabled
+
+
+def _samples_bar(enabled, total: int = 0):
     from .progress import progress_bar
-    return progress_bar(0, "scoring", enabled, unit="samples")
+    return progress_bar(total, "scoring", enabled, unit="samples")
 
 
 def write_predictions(path, outputs: dict[str, np.ndarray]) -> None:

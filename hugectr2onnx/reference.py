@@ -15,7 +15,9 @@ from .layers.base import Registry, default_registry
 
 def embedding_reference(emb: Embedding, keys: np.ndarray, *, padding_key: int | None = -1,
                         num_gpus: int = 1) -> np.ndarray:
-    """HUGECTR_LAYERS §2.2: sum of found rows; mean divides by the count of non-padding keys."""
+    """HUGECTR_LAYERS §2.2: sum of found rows; mean (a collection's ``average``) divides by
+    the count of non-padding keys, an empty bag giving zeros; ``concat`` (collections) puts
+    the slot's vectors side by side, absent and unseen keys as zero vectors."""
     table = emb.table
     keys = np.asarray(keys, dtype=np.int64)
     b, s, n = keys.shape
@@ -36,7 +38,11 @@ def embedding_reference(emb: Embedding, keys: np.ndarray, *, padding_key: int | 
     present = np.ones(keys.shape, dtype=bool) if padding_key is None else keys != padding_key
     found = (out_rows >= 0) & present
     vectors = np.asarray(table.vectors, dtype=np.float32)
+    if not vectors.shape[0]:  # a dynamic table that never saw a key
+        vectors = np.zeros((1, vectors.shape[1]), np.float32)
     gathered = np.where(found[..., None], vectors[np.where(found, out_rows, 0)], np.float32(0))
+    if emb.combiner == "concat":
+        return gathered.reshape(b, s, n * vectors.shape[1]).astype(np.float32)
     total = gathered.sum(axis=2, dtype=np.float32)
     if emb.combiner == "mean":
         count = present.sum(axis=2, keepdims=True).astype(np.float32)
@@ -74,4 +80,5 @@ def run_reference(graph: Graph, feeds: dict[str, np.ndarray], *, padding_key: in
     if keep_all:
         values.update(outputs)
         return values
-    return {o.name: outputs[o.name] for o in graph.outputs}
+    return {o.name: outputs[o.name] if o.name in outputs else values[o.name].astype(np.float32)
+            for o in graph.outputs}

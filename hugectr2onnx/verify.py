@@ -48,13 +48,15 @@ def random_feeds(graph: Graph, batch: int, *, convert_embedding: bool, seed: int
     feeds = {data.dense_name: rng.standard_normal((batch, data.dense_dim)).astype(np.float32)}
     for emb in graph.embeddings:
         if not convert_embedding:
-            feeds[emb.top] = rng.uniform(-1, 1, (batch, emb.slot_num, emb.vec_size)).astype(np.float32)
+            feeds[emb.top] = rng.uniform(-1, 1, (batch, emb.slot_num, emb.out_width)).astype(np.float32)
             continue
         sp = data.sparse_input(emb.bottom)
         if emb.bottom in feeds:
             continue
         known = np.asarray(emb.table.keys)
-        keys = known[rng.integers(0, known.size, (batch, sp.slot_num, sp.max_nnz))]
+        shape = (batch, sp.slot_num, sp.max_nnz)
+        keys = (known[rng.integers(0, known.size, shape)] if known.size  # an empty dynamic
+                else rng.integers(-(2 ** 62), 2 ** 62, shape))  # table knows no keys
         unseen = rng.random(keys.shape) < unseen_fraction
         keys = np.where(unseen, rng.integers(-(2 ** 62), 2 ** 62, keys.shape), keys)
         if padding_key is not None:

@@ -96,9 +96,16 @@ def test_dense_only_inputs_are_embedding_outputs(tmp_path, capsys):
     sess = ort.InferenceSession(str(out))
     shapes = {i.name: i.shape for i in sess.get_inputs()}
     assert shapes == {"dense": ["batch", 4], "e": ["batch", 3, 4]}
-    y = sess.run(None, {"dense": np.zeros((2, 4), np.float32),
-                        "e": np.zeros((2, 3, 4), np.float32)})[0]
-    assert y.shape == (2, 1)
+    rng = np.random.default_rng(3)
+    dense = rng.standard_normal((2, 4)).astype(np.float32)
+    e = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    y = sess.run(None, {"dense": dense, "e": e})[0]
+    # the model by hand: sigmoid([e flattened, dense] . W + b), W and b at the front of the
+    # dense file (the only trainable layer: 16 x 1, then 1)
+    w = np.fromfile(art.dense_model, "<f4")
+    assert w.size == 17
+    want = 1 / (1 + np.exp(-(np.concatenate([e.reshape(2, 12), dense], 1) @ w[:16] + w[16])))
+    np.testing.assert_allclose(y[:, 0], want, rtol=1e-5)
 
 
 def test_output_may_not_overwrite_an_input(tmp_path, capsys):

@@ -19,6 +19,7 @@ INTERNAL_ERROR = 70  # EX_SOFTWARE; input errors exit with ConversionError.exit_
 COMMANDS = {  # command name -> module of this package
     "convert": "convert",
     "verify": "verify",
+    "record": "record",
     "predict": "predict",
     "inspect": "inspect",
     "redis": "redis",

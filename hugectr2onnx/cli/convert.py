@@ -6,7 +6,7 @@ import argparse
 
 from ..onnx_backend.embedding import TABLE_ORDERS
 from ..onnx_backend.lookup import STRATEGIES as LOOKUPS
-from .common import add_model_args, padding_key
+from .common import add_model_args, model_files, padding_key
 from .verify import add_check_args, check
 
 HELP = "convert a HugeCTR model to ONNX"
@@ -46,17 +46,18 @@ def run(args) -> int:
     from ..converter import convert
     from ..options import ConvertOptions
 
+    model_files(args, want_sparse=args.convert_embedding)
     options = ConvertOptions(
         opset=args.opset, key_type=args.key_type, padding_key=padding_key(args.padding_key),
         lookup=args.lookup, external_data=args.external_data,
         external_threshold=args.external_threshold, projection_dims=args.projection_dims,
         num_gpus=args.num_gpus, strict_finite=args.strict_finite, progress=args.progress,
-        table_order=args.table_order,
+        table_order=args.table_order, embedding_collection=args.embedding_collection,
         slot_size_array=tuple(args.slot_size_array) if args.slot_size_array else None)
     report = convert(args.onnx_model_path, args.graph_config, args.dense_model,
                      args.convert_embedding, args.sparse_models, args.ntp_file,
                      args.graph_name, options=options)
     print(report.summary())
     if args.verify:
-        return check(args, args.convert_embedding)
+        return check(args, args.convert_embedding or bool(args.embedding_collection))
     return 0

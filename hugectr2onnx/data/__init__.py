@@ -19,8 +19,8 @@ from .layout import DataLayout, SparseSlots
 
 FORMATS = ("norm", "raw", "rawasync", "parquet")
 
-__all__ = ["FORMATS", "Batch", "Chunk", "DataLayout", "SparseSlots", "open_dataset",
-           "read_chunks", "read_file_list"]
+__all__ = ["FORMATS", "Batch", "Chunk", "DataLayout", "SparseSlots", "count_samples",
+           "open_dataset", "read_chunks", "read_file_list"]
 
 
 def read_chunks(source, fmt: str, layout: DataLayout, *, chunk_samples: int = 4096,
@@ -59,3 +59,35 @@ def open_dataset(source, fmt: str, layout: DataLayout, batch_size: int = 4096, *
     chunks = read_chunks(source, fmt, layout, chunk_samples=batch_size,
                          float_label_dense=float_label_dense)
     return rebatch(chunks, layout, batch_size, num_samples)
+
+
+def count_samples(source, fmt: str, layout: DataLayout, *,
+                  float_label_dense: bool = False) -> int | None:
+    """Samples in a dataset from headers, sizes or Parquet metadata alone (for progress
+    bars); None when that cannot be told cheaply or the files are malformed (the readers
+    then name the problem)."""
+    import os
+
+    import numpy as np
+
+    from ..errors import ConversionError
+    try:
+        if fmt == "parquet":
+            from .parquet import _pyarrow, parquet_files
+            _, pq = _pyarrow()
+            return sum(pq.ParquetFile(f).metadata.num_rows for f in parquet_files(source)[0])
+        files = data_files(source)
+        if fmt == "norm":
+            total = 0
+            for f in files:
+                with open(f, "rb") as fh:
+                    head = fh.read(72)
+                start = 4 if head[:4] == b"\x40\x00\x00\x00" else 0
+                total += int(np.frombuffer(head[start + 8:start + 16], "<i8")[0])
+            return total
+        from .raw import raw_dtype, rawasync_dtype
+        dtype = raw_dtype(layout, float_label_dense) if fmt == "raw" else \
+            rawasync_dtype(layout, float_label_dense)
+        return sum(os.path.getsize(f) // dtype.itemsize for f in files)
+    except (ConversionError, OSError, ValueError, IndexError):
+        return None

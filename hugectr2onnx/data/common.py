@@ -139,6 +139,8 @@ def is_file_list(path) -> bool:
             head = f.read(32)
     except OSError:
         return False
+    if any(b < 32 and b not in b"\t\r\n" for b in head):  # binary data, not text
+        return False
     first = head.split(b"\n", 1)[0].strip()
     return bool(first) and first.isdigit() and (b"\n" in head or len(head) < 32)
 
@@ -212,7 +214,8 @@ class MappedFile:
 # --------------------------------------------------------------------------- decoding
 def int_dense(values: np.ndarray) -> np.ndarray:
     """HugeCTR's transform of int32 dense features: ln(x + 1), as float32."""
-    return np.log(values.astype(np.float32) + np.float32(1.0))  # logf(x + 1.f), in float32
+    with np.errstate(invalid="ignore", divide="ignore"):  # x <= -1 gives NaN/-inf, as in HugeCTR
+        return np.log(values.astype(np.float32) + np.float32(1.0))  # logf(x + 1.f)
 
 
 def widen_keys(keys: np.ndarray, key_type: str) -> np.ndarray:

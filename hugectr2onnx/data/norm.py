@@ -5,9 +5,11 @@ Finding where each sample starts is a chain (a sample's length depends on its nn
 so it is done without a loop over samples in two ways:
 * a fixed-run guess: all samples shaped like the first one, checked at once on a structured
   view (one-hot and fixed-hotness data, the common case, decode as one array copy);
-* otherwise pointer jumping over a window of the file: the would-be next sample start is
-  computed for every candidate position (iterating over slots, not samples), and the chain
-  from the known start is followed by repeated doubling (log2 of the samples in the window).
+* otherwise pointer jumping over a window of the file: for every 4-byte position (every
+  byte when framed) where a sample could start, where the next one would start, walking
+  the slots for all positions at once and dropping those whose nnz field is out of range;
+  the chain from the known start is then followed by repeated doubling (log2 of the
+  samples in the window).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class NormFile:
         """Scalar walk over the slots of one sample at payload ``pos``: its end and the nnz
         of each slot; names the field that is truncated or bad."""
         buf, size = self.m.buf, self.m.size
+        limits = self._slot_limits()
         p = pos + 4 * self.width
         nnz = []
         for s in range(self.layout.slot_num):
@@ -89,6 +92,10 @@ class NormFile:
             if n < 0:
                 raise DatasetError(f"negative nnz {n}", file=self.path,
                                    where=f"record {record} (byte {p}), slot {s} nnz")
+            if n > limits[s] and p + 4 + n * self.kb <= size:
+                raise DatasetError(f"nnz {n} exceeds the model's {limits[s]} keys per slot",
+                                   file=self.path, where=f"record {record} (byte {pos}), "
+                                   f"slot {s} nnz")
             p += 4 + n * self.kb
             nnz.append(n)
         if p > size:
@@ -123,50 +130,67 @@ class NormFile:
         count = int(bad[0]) if bad.size else n
         return recs[:count], count
 
-    def _next_plain(self, lo: int, hi: int) -> np.ndarray:
-        """For every 4-byte-aligned candidate start in [lo, hi): where the next sample would
-        start, or -1 where the sample would be malformed or run past the end."""
-        size = self.m.size
-        words_end = self.data_start + (size - self.data_start) // 4 * 4
-        words = self.m.buf[self.data_start:words_end].view("<i4")
-        nw = words.size
-        p = (np.arange(lo, hi, 4, dtype=np.int64) - self.data_start) // 4 + self.width
-        if nw == 0:
-            return np.full(p.size, -1, np.int64)
-        ok = np.ones(p.size, bool)
-        step = self.kb // 4
-        for _ in range(self.layout.slot_num):
-            n = words[np.clip(p, 0, nw - 1)].astype(np.int64)
-            ok &= (p < nw) & (n >= 0)
-            p = p + 1 + np.where(ok, n, 0) * step
-        ok &= p <= nw
-        return np.where(ok, p * 4 + self.data_start, -1)
+    def _slot_limits(self) -> np.ndarray:
+        """The largest nnz each slot can hold: the padded width of its key input."""
+        return np.concatenate([np.full(s.slot_num, s.max_nnz, np.int64)
+                               for s in self.layout.sparse] or [np.zeros(0, np.int64)])
 
-    def _next_framed(self, lo: int, hi: int) -> np.ndarray:
-        """Like ``_next_plain`` for framed files, from the length prefix at every byte."""
+    def _candidates_plain(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Of every 4-byte-aligned position in [lo, hi), those where a well-formed sample
+        could start, and where the next one would then start (byte offsets). Walks the
+        slots once for all positions, dropping a position as soon as an nnz field is out of
+        range: few positions besides real sample starts survive the first slots."""
+        words = self._words()
+        nw = words.size
+        first = (lo - self.data_start) // 4 + self.width  # the first nnz field of each
+        count = max(0, min((hi - lo + 3) // 4, nw - first))
+        limits = self._slot_limits()
+        if count == 0 or limits.size == 0:  # (without slots every sample is a fixed run)
+            empty = np.zeros(0, np.int64)
+            return empty, empty
+        n = words[first:first + count]  # positions in a row: a slice, no gather
+        keep = np.flatnonzero((n >= 0) & (n <= limits[0]))
+        start = lo + 4 * keep.astype(np.int64)
+        p = first + keep + 1 + n[keep].astype(np.int64) * (self.kb // 4)
+        step = self.kb // 4
+        for limit in limits[1:]:
+            n = words[np.clip(p, 0, nw - 1)].astype(np.int64)
+            ok = (p < nw) & (n >= 0) & (n <= limit)
+            start, p = start[ok], p[ok] + 1 + n[ok] * step
+        ok = p <= nw
+        return start[ok], p[ok] * 4 + self.data_start
+
+    def _candidates_framed(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Like ``_candidates_plain`` for framed files, from the length prefix at every byte
+        (a length outside what the model's samples can take rules a position out)."""
         buf, size = self.m.buf, self.m.size
         hi4 = min(hi + 3, size)
-        b = buf[lo:hi4].astype(np.int64)
-        b = np.concatenate([b, np.zeros(hi + 3 - hi4, np.int64)])
+        b = np.concatenate([buf[lo:hi4], np.zeros(hi + 3 - hi4, np.uint8)]).astype(np.int64)
         n = hi - lo
         length = b[:n] | (b[1:n + 1] << 8) | (b[2:n + 2] << 16) | (b[3:n + 3] << 24)
         length = np.where(length >= 1 << 31, length - (1 << 32), length)
-        nxt = np.arange(lo, hi, dtype=np.int64) + 5 + length
-        ok = (length >= 4 * (self.width + self.layout.slot_num)) & (nxt <= size) & \
-             (np.arange(lo, hi) + 4 <= size)
-        return np.where(ok, nxt, -1)
+        start = np.arange(lo, hi, dtype=np.int64)
+        nxt = start + 5 + length
+        fixed = 4 * (self.width + self.layout.slot_num)
+        most = fixed + self.kb * int(self._slot_limits().sum())
+        ok = (length >= fixed) & (length <= most) & ((length - fixed) % self.kb == 0) & \
+             (nxt <= size)
+        return start[ok], nxt[ok]
 
     def _chain(self, pos: int, record: int, limit: int, window: int) -> tuple[np.ndarray, int]:
         """Starts of up to ``limit`` consecutive samples from ``pos`` inside one window of
-        ``window`` bytes, by pointer doubling; also the start of the sample after the last
-        one returned."""
+        ``window`` bytes, by pointer doubling over the candidate starts; also the start of
+        the sample after the last one returned."""
         step = 1 if self.framed else 4
         hi = min(self.m.size, pos + max(window, 64 * step))
-        nxt = self._next_framed(pos, hi) if self.framed else self._next_plain(pos, hi)
-        count = nxt.size
-        exit_, bad = count, count + 1  # absorbing: left the window / malformed
-        rel = np.where(nxt < 0, bad, np.where(nxt >= hi, exit_, (nxt - pos) // step))
-        jump = np.concatenate([rel, [exit_, bad]]).astype(np.int64)
+        starts, nxt = (self._candidates_framed if self.framed else self._candidates_plain)(pos, hi)
+        if starts.size == 0 or starts[0] != pos:  # the first sample itself is malformed
+            self._bad(pos, record)
+        count = starts.size
+        exit_, bad = count, count + 1  # absorbing nodes: left the window / malformed
+        idx = np.minimum(np.searchsorted(starts, nxt), count - 1)
+        jump = np.where(nxt >= hi, exit_, np.where(starts[idx] == nxt, idx, bad))
+        jump = np.concatenate([jump, [exit_, bad]])
         found = np.zeros(1, np.int64)
         while found.size < limit:
             ahead = jump[found]
@@ -176,14 +200,16 @@ class NormFile:
             found = np.union1d(found, inside)
             jump = jump[jump]
         found = found[:limit]
-        last = int(found[-1]) * step + pos
-        nxt_last = int(nxt[int(found[-1])])
-        if nxt_last < 0:  # the last sample reached is malformed: name its field
-            self._walk_one(last + (4 if self.framed else 0), record + found.size - 1)
-            raise DatasetError("bad record length or truncated" + _hint(self.layout),
-                               file=self.path,
-                               where=f"record {record + found.size - 1} (byte {last})")
-        return found * step + pos, nxt_last
+        last = int(found[-1])
+        if found.size < limit and nxt[last] < hi:  # the chain ran into a malformed sample
+            self._bad(int(nxt[last]), record + found.size)
+        return starts[found], int(nxt[last])
+
+    def _bad(self, pos: int, record: int) -> None:
+        """Name what is wrong with the sample at ``pos``."""
+        self._walk_one(pos + (4 if self.framed else 0), record)
+        raise DatasetError("bad record length or truncated" + _hint(self.layout),
+                           file=self.path, where=f"record {record} (byte {pos})")
 
     # ------------------------------------------------------------------ decoding
     def _decode_run(self, recs: np.ndarray, record: int) -> Chunk:
@@ -213,6 +239,26 @@ class NormFile:
         lay = self.layout
         return Chunk(values[:, :lay.label_dim], values[:, lay.label_dim:], keys)
 
+    def _words(self) -> np.ndarray:
+        size = self.m.size
+        return self.m.buf[self.data_start:self.data_start + (size - self.data_start) // 4 * 4] \
+            .view("<i4")
+
+    def _reader(self):
+        """``read(byte_positions, dtype)``: values at sample-relative byte positions; word
+        gathers for plain files (every field is 4-byte aligned), byte gathers when framed."""
+        if self.framed:
+            return lambda pos, dtype: _gather(self.m.buf, pos, dtype)
+        words, base = self._words(), self.data_start
+
+        def read(pos, dtype):
+            w = (pos - base) >> 2
+            if np.dtype(dtype).itemsize == 4:
+                return words[w].view(dtype)
+            lo = words[w].view(np.uint32).astype(np.int64)
+            return lo | (words[w + 1].astype(np.int64) << 32)
+        return read
+
     def _decode_at(self, starts: np.ndarray, record: int) -> Chunk:
         """Samples at arbitrary record starts (the general path)."""
         lay, buf = self.layout, self.m.buf
@@ -228,15 +274,15 @@ class NormFile:
             p = starts + 4
         else:
             p = starts.copy()
-        cols = p[:, None] + 4 * np.arange(self.width)
-        values = _gather(buf, cols, "<f4").reshape(n, self.width)
+        read = self._reader()
+        values = read(p[:, None] + 4 * np.arange(self.width), "<f4").reshape(n, self.width)
         p = p + 4 * self.width
         keys, s = [], 0
         key_dtype = "<u4" if self.kb == 4 else "<i8"
         for inp in lay.sparse:
             out = np.full((n, inp.slot_num, inp.max_nnz), lay.padding_key, np.int64)
             for j in range(inp.slot_num):
-                nnz = _gather(buf, p, "<i4").astype(np.int64)
+                nnz = read(p, "<i4").astype(np.int64)
                 over = np.flatnonzero(nnz > inp.max_nnz)
                 if over.size:
                     r = int(over[0])
@@ -248,7 +294,7 @@ class NormFile:
                 if m:
                     pos = p[:, None] + 4 + self.kb * np.arange(m)
                     present = np.arange(m) < nnz[:, None]
-                    got = _gather(buf, np.where(present, pos, 0), key_dtype).reshape(n, m)
+                    got = read(np.where(present, pos, p[:, None]), key_dtype).reshape(n, m)
                     got = widen_keys(got, lay.key_type)
                     out[:, j, :m] = np.where(present, got, lay.padding_key)
                 p = p + 4 + self.kb * nnz
@@ -278,7 +324,9 @@ class NormFile:
                     chunk = self._decode_run(recs, record)
                     pos += count * recs.dtype.itemsize
                 else:
-                    window = min(WINDOW_BYTES, 2 * want * recs.dtype.itemsize + 4096)
+                    # the window holds about ``want`` samples of the mean size so far
+                    mean = (pos - self.data_start) / record if record else recs.dtype.itemsize
+                    window = min(WINDOW_BYTES, int(1.15 * want * mean) + 4096)
                     starts, pos = self._chain(pos, record, want, window)
                     count = starts.size
                     chunk = self._decode_at(starts, record)

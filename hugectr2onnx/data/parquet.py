@@ -94,14 +94,14 @@ class ParquetReader:
         want_key = KEY_WIDTH[self.layout.key_type]
         for i in self.meta["labels"] + self.meta["conts"]:
             t = schema.field(i).type
-            base = t.value_type if pa.types.is_list(t) or pa.types.is_fixed_size_list(t) else t
+            base = t.value_type if _is_list(pa, t) else t
             if not pa.types.is_float32(base):
                 raise DatasetError(f"label/dense column must be float32 or list<float32>, "
                                    f"found {t}", file=path, where=f"column {i} "
                                    f"({schema.field(i).name})")
         for s, i in enumerate(self.meta["cats"]):
             t = schema.field(i).type
-            listed = pa.types.is_list(t) or pa.types.is_large_list(t)
+            listed = _is_list(pa, t)
             base = t.value_type if listed else t
             if not pa.types.is_integer(base) or base.bit_width // 8 != want_key:
                 raise DatasetError(f"key column must be int{want_key * 8}/uint{want_key * 8} "
@@ -141,7 +141,7 @@ class ParquetReader:
         for i in indices:
             col = rb.column(rb.schema.get_field_index(self._name(rb, i)))
             self._no_nulls(col, path, row, i)
-            if self.pa.types.is_list(col.type) or self.pa.types.is_fixed_size_list(col.type):
+            if _is_list(self.pa, col.type):
                 lengths = _list_lengths(col)
                 if n and (lengths != lengths[0]).any():
                     r = int(np.flatnonzero(lengths != lengths[0])[0])
@@ -191,7 +191,7 @@ class ParquetReader:
     def _fill(self, out: np.ndarray, col, inp, path: str, row: int, i: int, offset: int) -> None:
         pa = self.pa
         pad = self.layout.padding_key
-        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        if _is_list(pa, col.type):
             counts = _list_lengths(col)
             over = np.flatnonzero(counts > inp.max_nnz)
             if over.size:
@@ -210,11 +210,16 @@ class ParquetReader:
                 out[:, 1:] = pad
 
 
+def _is_list(pa, t) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
 def _as_keys(values: np.ndarray) -> np.ndarray:
-    """Key column values as int64 (uint32 zero-extended; uint64 as its bit pattern)."""
-    if values.dtype == np.uint64:
-        return values.view(np.int64)
-    return values.astype(np.int64)
+    """Key column values as the model's int64: 32-bit columns are the run's uint32 keys
+    (zero-extended, int32 ones too), 64-bit ones keep their bit pattern."""
+    if values.dtype.itemsize == 4:
+        return values.view(np.uint32).astype(np.int64)
+    return values.view(np.int64) if values.dtype == np.uint64 else values.astype(np.int64)
 
 
 def _list_lengths(col) -> np.ndarray:

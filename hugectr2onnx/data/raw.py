@@ -43,7 +43,9 @@ class FixedFile:
         self.count, rest = divmod(self.m.size, dtype.itemsize)
         if rest:
             raise DatasetError(f"{self.m.size} bytes is not a whole number of {fmt} samples of "
-                               f"{dtype.itemsize} bytes: the last one is truncated",
+                               f"{dtype.itemsize} bytes: the last one is truncated, or the "
+                               "file does not fit the model (label_dim + dense_dim, slots, "
+                               "key width)",
                                file=self.path,
                                where=f"record {self.count} (byte {self.count * dtype.itemsize})")
 

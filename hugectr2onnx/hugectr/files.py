@@ -71,9 +71,12 @@ def read_text(path, what: str, limit: int = TEXT_LIMIT) -> str:
         raise InputFileError(f"cannot read {what}: {e.strerror or e}", file=str(p))
 
 
-def map_array(path: Path, dtype, shape: tuple, what: str) -> np.ndarray:
-    """A read-only memory map of a whole file whose size was checked against ``shape``."""
+def map_array(path: Path, dtype, shape: tuple, what: str, offset: int = 0) -> np.ndarray:
+    """A read-only memory map of a file (from ``offset``) whose size was checked against
+    ``shape``."""
+    if 0 in shape:  # mmap cannot map zero bytes
+        return np.zeros(shape, dtype=dtype)
     try:
-        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+        return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset)
     except (OSError, ValueError) as e:  # e.g. the file shrank since it was measured
         raise InputFileError(f"cannot map {what}: {e}", file=str(path))

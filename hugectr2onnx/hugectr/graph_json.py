@@ -7,7 +7,8 @@ import json
 import numbers
 from collections import Counter, defaultdict
 
-from ..errors import GraphConfigError, GraphStructureError, UnsupportedLayerError
+from ..errors import (ConversionError, GraphConfigError, GraphProblemsError, GraphStructureError,
+                      UnsupportedLayerError)
 from ..ir import B, Batch, DataInput, Embedding, Graph, Layer, Output, SparseInput, fmt_shape
 from ..layers.base import MAX_DIM, LayerError, Params, Registry, default_registry
 from .files import read_text
@@ -25,7 +26,8 @@ HOSTILE_INPUT_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, Att
                         RecursionError)
 
 
-def load_graph(path, registry: Registry | None = None) -> Graph:
+def load_graph(path, registry: Registry | None = None, collection=None) -> Graph:
+    """``collection``: a parsed embedding-collection Description (collection_description)."""
     text = read_text(path, "graph config")
     try:
         doc = json.loads(text)
@@ -36,7 +38,7 @@ def load_graph(path, registry: Registry | None = None) -> Graph:
         raise GraphConfigError("JSON nested too deeply", file=str(path))
     except ValueError as e:  # e.g. an integer of more than 4300 digits
         raise GraphConfigError(f"malformed JSON: {e}", file=str(path))
-    return parse_graph(doc, str(path), registry or default_registry())
+    return parse_graph(doc, str(path), registry or default_registry(), collection)
 
 
 def _tensor_names(value, where: str, file: str) -> list[str]:
@@ -59,7 +61,7 @@ def _wrap(e: Exception, file: str, where: str, cls=GraphConfigError, suffix: str
     return cls(message + suffix, file=file, where=f"{where}.{field}" if field else where)
 
 
-def parse_graph(doc, file: str, registry: Registry) -> Graph:
+def parse_graph(doc, file: str, registry: Registry, collection=None) -> Graph:
     if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list) or not doc["layers"]:
         raise GraphConfigError("expected an object with a non-empty 'layers' list "
                                "(is this a graph_to_json file?)", file=file, where="layers")
@@ -71,12 +73,22 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
     if blocks[0]["type"] != "Data":
         raise GraphConfigError(f"layers[0] must be the Data block, found {blocks[0]['type']!r}",
                                file=file, where="layers[0].type")
-    data = _parse_data(blocks[0], file)
+    data = _parse_data(blocks[0], file)  # everything depends on it: its error stops here
+    problems = Problems(file)
     embeddings: list[Embedding] = []
     sparse_by_name = {sp.name: sp for sp in reversed(data.sparse)}  # first wins, as in ir
+    # tops of blocks that failed to parse (or have no handler): known names without shapes,
+    # each with the block that produces it
+    broken_tops: dict[str, str] = {}
     i = 1
     while i < len(blocks) and blocks[i]["type"] in EMBEDDING_TYPES:
-        embeddings.append(_parse_embedding(blocks[i], i, len(embeddings), sparse_by_name, file))
+        with problems.collect():
+            embeddings.append(_parse_embedding(blocks[i], i, len(embeddings), sparse_by_name,
+                                               file))
+            i += 1
+            continue
+        if isinstance(blocks[i].get("top"), str):
+            broken_tops.setdefault(blocks[i]["top"], (i, f"embedding {blocks[i]['type']} #{i}"))
         i += 1
     for j in range(i, len(blocks)):
         if blocks[j]["type"] in EMBEDDING_TYPES + ("Data",):
@@ -88,16 +100,103 @@ def parse_graph(doc, file: str, registry: Registry) -> Graph:
     for j in range(i, len(blocks)):
         if registry.get(blocks[j]["type"]) is None:
             unknown.setdefault(blocks[j]["type"], []).append(j)
-    if unknown:  # all of them at once, before any other complaint
-        raise UnsupportedLayerError(f"{len(unknown)} unsupported layer type(s): "
-                                    f"{_listing(unknown)}", types=sorted(unknown), file=file)
-    layers = [_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file)
-              for j in range(i, len(blocks))]
+    if unknown:  # all of them as one problem, listed first
+        problems.add(UnsupportedLayerError(f"{len(unknown)} unsupported layer type(s): "
+                                           f"{_listing(unknown)}", types=sorted(unknown),
+                                           file=file))
+    layers = []
+    for j in range(i, len(blocks)):
+        if blocks[j]["type"] not in unknown:
+            with problems.collect():
+                layers.append(_parse_layer(blocks[j], j, registry.get(blocks[j]["type"]), file))
+                continue
+        tops = blocks[j].get("top")  # unknown or broken: names known, shapes not
+        for t in [tops] if isinstance(tops, str) else tops if isinstance(tops, list) else []:
+            if isinstance(t, str):
+                broken_tops.setdefault(t, (j, f"layer #{j} {blocks[j]['type']} (top {t})"))
+    if collection is not None:
+        from .collection_description import collection_to_ir
+        taken = {e.bottom for e in embeddings}
+        free = [sp.name for sp in data.sparse if sp.name not in taken]
+        ebc, synthetic = collection_to_ir(collection, data, free, len(embeddings), file)
+        embeddings += ebc
+        layers = synthetic + layers
 
+    with problems.collect():
+        gpus = _solver_gpus(doc, file)
+        for emb in embeddings:
+            emb.solver_gpus = gpus
     graph = Graph(data=data, embeddings=embeddings, layers=layers, shapes={},
                   model_name=str(doc.get("model_name", "")), source=file)
-    _check_and_infer(graph, registry, file)
+    graph.inference = doc.get("inference") if isinstance(doc.get("inference"), dict) else {}
+    if collection is not None:  # a mis-described collection explains the dangling reads
+        _check_collection_read(graph, collection, file)
+    _check_and_infer(graph, registry, file, problems, broken_tops)
     return graph
+
+
+def _check_collection_read(graph: Graph, collection, file: str) -> None:
+    """Every output the description declares must be read by some dense layer."""
+    from .collection_description import collection_tops
+    read = {b for layer in graph.layers if layer.raw.get("type") != "EmbeddingCollection"
+            for b in layer.bottoms}
+    unread = [t for t in collection_tops(collection) if t not in read]
+    if unread:
+        made = {t for layer in graph.layers for t in layer.tops} | {
+            e.top for e in graph.embeddings} | {graph.data.dense_name, *graph.data.label_names}
+        dangling = sorted(read - made)
+        hint = f"; the layers read {dangling[:10]}, which nothing produces" if dangling else ""
+        raise GraphStructureError(
+            f"the embedding collection description {collection.path} outputs {unread[:10]}, "
+            f"which no layer of the graph JSON reads (check output.top / lookups[i].top)"
+            f"{hint}", file=file, where="layers")
+
+
+def _solver_gpus(doc: dict, file: str) -> int | None:
+    """GPU count of a hand-written (pre-v3.4 style) config: ``solver.gpu`` lists device ids,
+    one list per node for several nodes (``[[0, 1], [0, 1]]`` is four GPUs)."""
+    solver = doc.get("solver")
+    if not isinstance(solver, dict) or "gpu" not in solver:
+        return None
+    ids = solver["gpu"]
+    nodes = ids if isinstance(ids, list) and ids and all(isinstance(n, list) for n in ids) \
+        else [ids]
+    if not all(isinstance(n, list) and n and all(type(i) is int and i >= 0 for i in n)
+               for n in nodes):
+        raise GraphConfigError(f"must be a list of GPU ids (or one list per node), found "
+                               f"{ids!r:.80}", file=file, where="solver.gpu")
+    return sum(len(n) for n in nodes)
+
+
+class Problems:
+    """Every problem of one graph JSON, raised together at the end (``GraphProblemsError``)."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.errors: list[ConversionError] = []
+
+    def add(self, error: ConversionError) -> None:
+        self.errors.append(error)
+
+    def collect(self):
+        problems = self
+
+        class _Collect:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, kind, value, tb):
+                if isinstance(value, GraphConfigError) and not isinstance(value, GraphProblemsError):
+                    problems.add(value)
+                    return True
+                return False
+        return _Collect()
+
+    def raise_all(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise GraphProblemsError(self.errors, file=self.file)
 
 
 def _listing(unknown: dict[str, list[int]], most: int = 20) -> str:
@@ -138,10 +237,10 @@ def _name(p: Params, path: str) -> str:
 def _parse_data(block: dict, file: str) -> DataInput:
     p = Params(block)
     try:
-        label_top = p.value("label.top")
+        label_top = p.value("label.top", "label")  # hand-written inference configs omit it
         dim_key = "label.label_dim"
         if isinstance(label_top, str):
-            names = [_name(p, "label.top")]
+            names = [label_top if label_top else _name(p, "label.top")]
             dims = [p.int(dim_key, lo=1)]
         else:
             names = _tensor_names(label_top, "layers[0] (Data).label.top", file)
@@ -218,16 +317,22 @@ def _parse_embedding(block: dict, j: int, index: int, sparse_by_name: dict,
     return emb
 
 
-def _check_and_infer(graph: Graph, registry: Registry, file: str) -> None:
-    """Validate tensor names, order layers topologically, and infer every shape."""
+def _check_and_infer(graph: Graph, registry: Registry, file: str,
+                     problems: Problems | None = None, broken_tops: dict | None = None) -> None:
+    """Validate tensor names, order layers topologically, and infer every shape; all
+    problems are collected and raised together."""
+    problems = problems or Problems(file)
+    broken_tops = broken_tops or {}
     data = graph.data
     shapes = graph.shapes
     produced_by: dict[str, str] = {}
 
     def produce(name: str, what: str, shape):
         if name in produced_by:
-            raise GraphStructureError(f"tensor {name!r} is produced twice: by {produced_by[name]} "
-                                      f"and by {what}", file=file, where=what)
+            problems.add(GraphStructureError(f"tensor {name!r} is produced twice: by "
+                                             f"{produced_by[name]} and by {what}", file=file,
+                                             where=what))
+            return
         produced_by[name] = what
         shapes[name] = shape
 
@@ -240,32 +345,47 @@ def _check_and_infer(graph: Graph, registry: Registry, file: str) -> None:
         produce(emb.top, f"embedding {emb.type} #{emb.index}", emb.out_shape)
     layer_tops = Counter(t for l in graph.layers for t in l.tops)
     for t, count in layer_tops.items():
-        if count > 1 or t in produced_by:
-            owners = [l.label for l in graph.layers if t in l.tops]
+        if count > 1 or t in produced_by or t in broken_tops:
+            owners = [(l.index, l.label) for l in graph.layers if t in l.tops]
+            if t in broken_tops:  # a block with its own problem produces it too
+                owners.append(broken_tops[t])
+            owners = [label for _, label in sorted(owners)]
             if t in produced_by:
                 owners.insert(0, produced_by[t])
-            raise GraphStructureError(f"tensor {t!r} is produced more than once "
-                                      f"({'; '.join(owners)})", file=file, where=f"top {t!r}")
+            problems.add(GraphStructureError(f"tensor {t!r} is produced more than once "
+                                             f"({'; '.join(owners)})", file=file,
+                                             where=f"top {t!r}"))
     sparse_names = {sp.name for sp in data.sparse}
+    dangling: set[str] = set()
     for layer in graph.layers:
         for bname in layer.bottoms:
             if bname in sparse_names:
-                raise GraphStructureError(
+                problems.add(GraphStructureError(
                     f"{layer.label} reads sparse input {bname!r} directly; only embeddings can",
-                    file=file, where=f"layers[{layer.index}].bottom")
-            if bname not in produced_by and bname not in layer_tops:
-                raise GraphStructureError(
-                    f"{layer.label} reads tensor {bname!r}, which nothing produces (embedding "
-                    f"collections are not saved in graph JSON)", file=file,
-                    where=f"layers[{layer.index}].bottom")
+                    file=file, where=f"layers[{layer.index}].bottom"))
+            elif bname not in produced_by and bname not in layer_tops and \
+                    bname not in broken_tops:
+                dangling.add(bname)
+                problems.add(GraphStructureError(
+                    f"{layer.label} reads tensor {bname!r}, which nothing produces. If it is "
+                    f"the output of an embedding collection (EmbeddingCollectionConfig, "
+                    f"which graph_to_json does not save), describe the collection in a JSON "
+                    f"file and pass it with --embedding-collection / embedding_collection= "
+                    f"(docs/embedding_collection.md), or write both files with "
+                    f"'hugectr2onnx record train.py'", file=file,
+                    where=f"layers[{layer.index}].bottom"))
 
-    _infer_in_order(graph, registry, file)
+    _infer_in_order(graph, registry, file, problems, set(broken_tops) | dangling)
+    problems.raise_all()
     _check_labels(graph, registry, file)
     _collect_outputs(graph, registry, file)
 
 
-def _infer_in_order(graph: Graph, registry: Registry, file: str) -> None:
-    """Kahn's algorithm in linear time, taking the earliest ready layer in JSON order."""
+def _infer_in_order(graph: Graph, registry: Registry, file: str, problems: Problems,
+                    failed: set[str]) -> None:
+    """Kahn's algorithm in linear time, taking the earliest ready layer in JSON order.
+    A layer whose shapes cannot be inferred is reported; the layers after it wait. ``failed``:
+    tensors whose producers already have a problem."""
     shapes = graph.shapes
     waiting: dict[str, list[int]] = defaultdict(list)
     missing = []
@@ -282,19 +402,41 @@ def _infer_in_order(graph: Graph, registry: Registry, file: str) -> None:
     while ready:
         layer = graph.layers[heapq.heappop(ready)]
         ordered.append(layer)
-        _infer_layer(layer, registry.get(layer.type), shapes, file)
+        try:
+            _infer_layer(layer, registry.get(layer.type), shapes, file)
+        except GraphConfigError as e:
+            problems.add(e)
+            failed.update(layer.tops)
+            continue
         for t in layer.tops:
             for pos in waiting.pop(t, ()):
                 missing[pos] -= 1
                 if missing[pos] == 0:
                     heapq.heappush(ready, pos)
-    if len(ordered) < len(graph.layers):
-        done = {id(l) for l in ordered}
-        stuck = [l.label for l in graph.layers if id(l) not in done]
+    done = {id(l) for l in ordered}
+    stuck = _cycle_members([l for l in graph.layers if id(l) not in done], failed)
+    if stuck:
+        stuck = [l.label for l in stuck]
         more = f" and {len(stuck) - 5} more" if len(stuck) > 5 else ""
-        raise GraphStructureError(f"the layers form a cycle or wait on each other: "
-                                  f"{', '.join(stuck[:5])}{more}", file=file, where="layers")
+        problems.add(GraphStructureError(f"the layers form a cycle or wait on each other: "
+                                         f"{', '.join(stuck[:5])}{more}", file=file,
+                                         where="layers"))
     graph.layers = ordered
+
+
+def _cycle_members(waiting: list[Layer], failed: set[str]) -> list[Layer]:
+    """The waiting layers that do not merely wait on a layer with its own problem."""
+    blocked = set(failed)
+    left = list(waiting)
+    changed = True
+    while changed:
+        changed = False
+        for layer in list(left):
+            if any(b in blocked for b in layer.bottoms):
+                blocked.update(layer.tops)
+                left.remove(layer)
+                changed = True
+    return left
 
 
 def _infer_layer(layer: Layer, h, shapes: dict, file: str) -> None:
@@ -360,9 +502,13 @@ def _check_labels(graph: Graph, registry: Registry, file: str) -> None:
 
 def _collect_outputs(graph: Graph, registry: Registry, file: str) -> None:
     losses = [l for l in graph.layers if registry.get(l.type).is_loss]
-    if not losses:
-        raise GraphStructureError("the graph has no loss layer, so no prediction output",
-                                  file=file, where="layers")
+    if not losses:  # an inference graph (HugeCTR's inference session, Triton backend)
+        graph.outputs = _final_tops(graph, registry)
+        if not graph.outputs:
+            raise GraphStructureError("the graph has no loss layer and no layer output that "
+                                      "nothing reads, so no prediction output", file=file,
+                                      where="layers")
+        return
     by_label = {}
     for l in losses:
         label = l.bottoms[1]
@@ -373,3 +519,14 @@ def _collect_outputs(graph: Graph, registry: Registry, file: str) -> None:
     order = [n for n in graph.data.label_names if n in by_label]
     order += [n for n in by_label if n not in order]
     graph.outputs = [Output(n, by_label[n].out_shapes[0]) for n in order]
+
+
+def _final_tops(graph: Graph, registry: Registry) -> list[Output]:
+    """The tops no layer reads, in JSON order: the graph's outputs when it has no loss."""
+    read = {b for l in graph.layers for b in l.bottoms}
+    outputs = []
+    for layer in sorted(graph.layers, key=lambda l: l.index):
+        n = registry.get(layer.type).value_tops or len(layer.tops)
+        outputs += [Output(t, s) for t, s in zip(layer.tops[:n], layer.out_shapes[:n])
+                    if t not in read]
+    return outputs

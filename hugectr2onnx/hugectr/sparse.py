@@ -119,7 +119,10 @@ def read_legacy_file(path: Path, vec_size: int, localized: bool,
 
 
 def gpu_count(emb: Embedding) -> int | None:
-    """Total GPUs of the training run, recovered from the vocabulary formula (FORMATS §2.4)."""
+    """Total GPUs of the training run: a hand-written config's ``solver.gpu`` list, else
+    recovered from the vocabulary formula (FORMATS §2.4)."""
+    if emb.solver_gpus:
+        return emb.solver_gpus
     states = OPTIMIZER_STATES.get(emb.optimizer)
     if states is None or not emb.workspace_size_per_gpu_in_mb or not emb.max_vocabulary_size_global:
         return None
@@ -154,7 +157,7 @@ def check_keys(table: EmbeddingTable, emb: Embedding, num_gpus: int | None) -> i
     gpus = num_gpus or gpu_count(emb)
     if not gpus:
         raise SparseModelError("keys repeat across GPUs but the GPU count cannot be recovered "
-                               "from the graph; pass num_gpus", file=table.source)
+                               "from the graph (no solver.gpu list, no vocabulary sizes); pass num_gpus", file=table.source)
     group = (table.slot_ids % np.uint64(gpus)).astype(np.int64)
     pair = np.lexsort((group, table.keys))
     same = (table.keys[pair][1:] == table.keys[pair][:-1]) & (group[pair][1:] == group[pair][:-1])

@@ -38,6 +38,7 @@ class ModelBuilder:
     data: dict = field(default_factory=dict)
     embeddings: list = field(default_factory=list)
     dense_layers: list = field(default_factory=list)
+    collection: object = None  # an embedding-collection Description: its output is no block
 
     def input(self, *, label_dim=1, label_name="label", dense_dim=0, dense_name="dense",
               sparse=()) -> "ModelBuilder":
@@ -85,7 +86,8 @@ class ModelBuilder:
     def graph_json(self, registry: Registry | None = None) -> dict:
         registry = registry or default_registry()
         plain = {"layers": [self.data, *self.embeddings, *self.dense_layers]}
-        graph = parse_graph(json.loads(json.dumps(plain)), "<builder>", registry)
+        graph = parse_graph(json.loads(json.dumps(plain)), "<builder>", registry,
+                            self.collection)
         layers = _insert_fanout_slices(self.dense_layers, graph)
         doc = {"layers": [_f32(b) for b in [self.data, *self.embeddings, *layers]]}
         if self.model_name:
@@ -94,7 +96,7 @@ class ModelBuilder:
 
     def graph(self, registry: Registry | None = None) -> Graph:
         registry = registry or default_registry()
-        return parse_graph(self.graph_json(registry), "<builder>", registry)
+        return parse_graph(self.graph_json(registry), "<builder>", registry, self.collection)
 
 
 def _insert_fanout_slices(dense_layers: list[dict], graph: Graph) -> list[dict]:
@@ -231,15 +233,16 @@ def save_model(builder: ModelBuilder, directory, *, prefix: str = "model", seed:
     graph_path = directory / f"{prefix}.json"
     graph_path.write_text(json.dumps(doc, indent=2, sort_keys=True))
     if graph is None:
-        graph = parse_graph(doc, str(graph_path), registry)
+        graph = parse_graph(doc, str(graph_path), registry, builder.collection)
         random_weights(graph, rng, registry)
     dense_path = directory / f"{prefix}_dense_0.model"
     write_dense(dense_path, graph, registry)
     ntp_path = directory / f"{prefix}_dense_0.model.ntp.json"
     has_ntp = write_ntp(ntp_path, graph, registry, fp16=fp16_ntp)
     sparse_paths = []
-    for i, emb in enumerate(graph.embeddings):
-        t = (tables or [None] * len(graph.embeddings))[i] or random_table(emb, rng)
+    legacy = [e for e in graph.embeddings if e.type != "EmbeddingCollection"]
+    for i, emb in enumerate(legacy):  # a collection's tables go to write_embedding_dump
+        t = (tables or [None] * len(legacy))[i] or random_table(emb, rng)
         p = directory / f"{prefix}{i}_sparse_0.model"
         if legacy_sparse:
             write_legacy_sparse(p, t["keys"], t["vectors"], t.get("slot_ids"), key_type)

@@ -128,6 +128,7 @@ class LayerHandler:
     tops: tuple[int, int] = (1, 1)
     is_loss = False  # loss layers produce the model's predictions
     splits_labels = False  # may read a label (fan-out Slices of multi-task labels)
+    value_tops: int | None = None  # how many leading tops carry values (None: all)
 
     def parse(self, p: Params, layer: Layer) -> dict[str, Any]:
         """Typed hyper-parameters from the JSON block."""

@@ -20,6 +20,7 @@ class FusedInnerProduct(LayerHandler):
     types = ("FusedInnerProduct",)
     bottoms = (1, 4)
     tops = (1, 4)
+    value_tops = 1  # the others are ReLU masks and gradient buffers
 
     def parse(self, p, layer):
         pos = p.str("position", "None", choices=tuple(POSITIONS))

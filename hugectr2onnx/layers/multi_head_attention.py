@@ -15,9 +15,7 @@ import numpy as np
 
 from ..ir import fmt_shape
 from .base import LayerHandler, require
-
-MASK_PENALTY = 10000.0  # HugeCTR's masked softmax: z = x - 10000·(1 - mask)
-MASK_EPS = 1e-6  # ... and exp(z - max) / (sum + 1e-6)
+from .softmax import DENOMINATOR_EPS as MASK_EPS, MASK_PENALTY, masked_softmax
 
 
 def _scale(dh: int) -> np.float32:
@@ -112,10 +110,8 @@ class MultiHeadAttention(LayerHandler):
         s = qkt(q, k, _scale(q.shape[3]))
         if kind == "split_qkv":
             return [s.astype(np.float32), heads(xs[2]).astype(np.float32)]
-        if len(xs) == 4:
-            z = s - MASK_PENALTY * (1.0 - xs[3])
-            e = np.exp(z - z.max(axis=-1, keepdims=True))
-            p = e / (e.sum(axis=-1, keepdims=True) + MASK_EPS)
+        if len(xs) == 4:  # HugeCTR runs its masked softmax layer on the float32 scores
+            p = masked_softmax(s.astype(np.float32), xs[3], 1.0)
         else:
             e = np.exp(s)  # HugeCTR's plain softmax subtracts no maximum
             p = e / e.sum(axis=-1, keepdims=True)

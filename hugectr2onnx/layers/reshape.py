@@ -16,7 +16,8 @@ class Reshape(LayerHandler):
             return {"selected": p.int_list("selected", min_len=1)}
         lead = p.int("leading_dim", 0)
         require(lead > 0, "leading_dim is 0: this is a Reshape with a 'shape' (v23.08+), which "
-                "graph_to_json does not save and cannot be recovered", "leading_dim")
+                "graph_to_json does not save and cannot be recovered from it; "
+                "'hugectr2onnx record train.py' writes a graph JSON that keeps it", "leading_dim")
         return {"leading_dim": lead, "time_step": p.int("time_step", 0)}
 
     def infer(self, layer):

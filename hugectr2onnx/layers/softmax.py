@@ -18,6 +18,18 @@ MASK_PENALTY = 10000.0
 DENOMINATOR_EPS = 1e-6
 
 
+def masked_softmax(x: np.ndarray, mask: np.ndarray, factor: float = 1.0) -> np.ndarray:
+    """HugeCTR's ``mask_softmax_fprop_kernel`` (masked_softmax_layer.cu), which the fused
+    MultiHeadAttention also runs on its float32 scores: the logits
+    ``z = x*factor - (1 - mask)*10000`` are formed in float32, and near -10000 float32 is
+    ~1e-3 apart, which shows in fully masked rows; exp and sums here are float64."""
+    f32 = np.float32
+    penalty = (f32(1) - np.asarray(mask, f32)) * f32(MASK_PENALTY)
+    z = (np.asarray(x, f32) * f32(factor) - penalty).astype(np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / (e.sum(axis=-1, keepdims=True) + DENOMINATOR_EPS)
+
+
 class Softmax(LayerHandler):
     types = ("Softmax",)
     bottoms = (1, 2)
@@ -40,14 +52,7 @@ class Softmax(LayerHandler):
         if len(xs) == 1:
             e = np.exp(xs[0].astype(np.float32))
             return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
-        x, mask = (a.astype(np.float32) for a in xs)
-        # The logits in float32 as HugeCTR forms them: near -10000 their spacing is ~1e-3,
-        # which shows in fully masked rows.
-        f32 = np.float32
-        z = (f32(layer.params["factor"]) * x - (f32(1) - mask) * f32(MASK_PENALTY))
-        z = z.astype(np.float64)
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return [(e / (e.sum(axis=-1, keepdims=True) + DENOMINATOR_EPS)).astype(np.float32)]
+        return [masked_softmax(xs[0], xs[1], layer.params["factor"]).astype(np.float32)]
 
     def to_onnx(self, layer, g):
         top = layer.tops[0]

@@ -81,8 +81,13 @@ def emit_embedding(g, emb: Embedding, opts: EmbeddingOptions) -> dict:
         rows, strategy, pad_is_key = _grouped_rows(g, emb, opts, keys, hint)
         weights = g.add_initializer(f"{hint}.table", table_with_zero_row(table.vectors))
     else:
-        rows, index, weights = emit_lookup(g, keys, table.keys, table.vectors, per_sample,
-                                           opts, hint)
+        if id(table) in g.shared:  # an embedding-collection table serving another lookup
+            _, index, weights = g.shared[id(table)]
+            rows = index.emit(g, keys, hint, per_sample=per_sample)
+        else:
+            rows, index, weights = emit_lookup(g, keys, table.keys, table.vectors,
+                                               per_sample, opts, hint)
+            g.shared[id(table)] = (table, index, weights)  # the table pins its id
         strategy = index.name
         pad_is_key = pad is not None and bool(index.rows(np.array([pad], np.int64))[0])
     mean = emb.combiner == "mean" and emb.max_nnz > 1
@@ -91,7 +96,9 @@ def emit_embedding(g, emb: Embedding, opts: EmbeddingOptions) -> dict:
         if pad_is_key:  # padding wins over a trained key of the same value
             rows = g.node("Where", [is_pad, g.const(np.int64(0)), rows], hint=f"{hint}/rows_nopad")
     vecs = gather_rows(g, weights, rows, emb.vec_size, hint)  # [B, S, nnz, V]
-    if emb.max_nnz == 1:
+    if emb.combiner == "concat":  # the slot's vectors side by side, absent keys as zeros
+        g.reshape(vecs, [-1, emb.slot_num, emb.out_width], out=emb.top)
+    elif emb.max_nnz == 1:
         g.squeeze(vecs, [2], out=emb.top)
     elif not mean:
         g.reduce("ReduceSum", vecs, [2], keepdims=False, out=emb.top)

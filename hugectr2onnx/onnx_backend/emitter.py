@@ -30,6 +30,7 @@ class OnnxEmitter:
         # HugeCTR tensor names, emitted or not yet: generated names must not take them
         self.taken: set[str] = set()
         self._next: dict[str, int] = {}  # per hint, the next suffix to try
+        self.shared: dict[int, tuple] = {}  # id(array or table) -> (it, what was emitted)
 
     # names ---------------------------------------------------------------
     def reserve(self, name: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,9 +147,10 @@ def stage_tables(path, tables: list, *, progress: bool | None = None,
     directory = path.parent if str(path.parent) else Path(".")
     _check_target(path, directory)
     temps: list[str] = []
-    tmp = _temp_file(directory, path.name + ".data", temps)
+    location = data_location(directory, path.name)
+    tmp = _temp_file(directory, location, temps)
     try:
-        return StagedTables(tmp, path.name + ".data", tables, progress, kernel_copy)
+        return StagedTables(tmp, location, tables, progress, kernel_copy)
     except BaseException:
         _remove(temps)
         raise
@@ -158,10 +161,16 @@ def save_model(model, path, *, external_data: str = "auto", threshold: int = AUT
                staged: StagedTables | None = None) -> list[Path]:
     """Write ``model`` (ExportResult or ModelProto) to ``path``; returns the files written.
 
-    Tensors go to ``<name>.data`` beside it with ``external_data="always"``, or with "auto"
+    Tensors go to a data file beside it with ``external_data="always"``, or with "auto"
     when the model exceeds ``threshold`` bytes; tables in ``staged`` are already there.
     Everything is written to temporary files in the target directory and renamed at the
     end; on any error or Ctrl-C they are removed.
+
+    The pair is replaced atomically: the data file is ``<name>.data``, or
+    ``<name>.<random>.data`` when that name is taken (by the pair being replaced), so the
+    new data never overwrites the old; the ``.onnx`` is renamed last, which switches to the
+    new pair in one step, and only then are the old data files removed. A failure at any
+    point leaves either the old pair or the new one.
     """
     result = model if isinstance(model, ExportResult) else ExportResult.from_proto(model)
     check_external_mode(external_data)
@@ -174,7 +183,7 @@ def save_model(model, path, *, external_data: str = "auto", threshold: int = AUT
     if not use_external and size > PROTOBUF_LIMIT:
         raise UsageError(f"the model needs about {size / 2**30:.1f} GiB, more than the 2 GiB a "
                          "single protobuf file can hold; use external_data='auto' or 'always'")
-    data_path = directory / (path.name + ".data")
+    data_path = None
     big = {n: t for n, t in result.tensors.items()
            if use_external and _nbytes(t) >= EXTERNAL_MIN_BYTES}
     temps: list[str] = [staged.temp_path] if staged is not None else []
@@ -182,6 +191,7 @@ def save_model(model, path, *, external_data: str = "auto", threshold: int = AUT
     try:
         external = {}
         if staged is not None:
+            data_path = directory / staged.location
             staged.wait()
             external = {n: p for n, t in big.items() if (p := staged.proto_for(n, t))}
             rest = {n: t for n, t in big.items() if n not in external}
@@ -192,6 +202,7 @@ def save_model(model, path, *, external_data: str = "auto", threshold: int = AUT
                 out.finish()
             staged.close()
         elif big:
+            data_path = directory / data_location(directory, path.name)
             tmp = _temp_file(directory, data_path.name, temps)
             with open(tmp, "r+b", buffering=0) as f, \
                     progress_bar(sum(map(_nbytes, big.values())), f"writing {data_path.name}",
@@ -205,15 +216,36 @@ def save_model(model, path, *, external_data: str = "auto", threshold: int = AUT
         if big or staged is not None:
             os.replace(temps[0], data_path)
             placed.append(data_path)
-        os.replace(tmp_model, path)
+        os.replace(tmp_model, path)  # the switch to the new pair
         placed.append(path)
-        return placed
     except OSError as e:
         _discard(staged, temps + placed)
         raise OutputError(f"cannot write: {e.strerror or e}", file=str(path)) from e
     except BaseException:  # KeyboardInterrupt too: leave nothing behind
         _discard(staged, temps + placed)
         raise
+    _remove_stale_data(directory, path.name, keep=data_path)
+    return placed
+
+
+def data_location(directory: Path, name: str) -> str:
+    """``<name>.data`` when free, else ``<name>.<random>.data``: never the old pair's file."""
+    location = name + ".data"
+    while (directory / location).exists():
+        location = f"{name}.{secrets.token_hex(4)}.data"
+    return location
+
+
+def _remove_stale_data(directory: Path, name: str, keep: Path | None) -> None:
+    """Data files of earlier pairs at this path (after the switch; best effort: the new
+    pair is complete, an old file left behind is only disk space)."""
+    pattern = re.compile(re.escape(name) + r"(\.[0-9a-f]{8})?\.data")
+    try:
+        stale = [p for p in directory.iterdir()
+                 if pattern.fullmatch(p.name) and (keep is None or p.name != keep.name)]
+        _remove(stale)
+    except OSError:
+        pass
 
 
 def _discard(staged: StagedTables | None, paths) -> None:

@@ -55,8 +55,14 @@ class KeyIndex:
 
 
 def _index_array(g, name: str, array: np.ndarray) -> str:
-    """An index array as ``LANES`` stacked copies, [LANES, N]."""
-    return g.add_initializer(name, Lanes(array, LANES))
+    """An index array as ``LANES`` stacked copies, [LANES, N]; stored once however many
+    lookups read it (tables shared by embedding-collection lookups)."""
+    shared = getattr(g, "shared", None)
+    if shared is None:
+        return g.add_initializer(name, Lanes(array, LANES))
+    if id(array) not in shared:  # the entry keeps the array alive, so its id stays unique
+        shared[id(array)] = (array, g.add_initializer(name, Lanes(array, LANES)))
+    return shared[id(array)][1]
 
 
 def _read(g, data: str, idx: str, lanes: int, hint: str) -> str:

@@ -47,7 +47,8 @@ def model_metadata(graph, *, convert_embedding: bool, key_type: str, padding_key
             "vec_size": emb.vec_size, "slot_num": emb.slot_num, "max_nnz": emb.max_nnz,
             "num_keys": info.get("keys"), "key_type": key_type,
             "lookup": info.get("strategy"), "padding_key": padding_key,
-            "slot_size_array": list(emb.slot_size_array)})
+            "slot_size_array": list(emb.slot_size_array),
+            "table": getattr(emb, "table_name", "") or emb.top})
     props = {"schema": SCHEMA_VERSION, "version": __version__, "graph_sha256": graph_sha256,
              "data": data, "embeddings": embeddings,
              "outputs": [{"name": o.name, "dim": int(o.shape[-1])} for o in graph.outputs]}
@@ -108,9 +109,15 @@ def layout_from_model(model) -> tuple[DataLayout, bool]:
             raise UsageError("the model takes embedding vectors, not keys: convert it with "
                              "--convert-embedding to score HugeCTR datasets")
         try:
-            return DataLayout.from_dict(data), True
+            layout = DataLayout.from_dict(data)
         except (KeyError, TypeError, ValueError) as e:
             raise UsageError(f"malformed hugectr2onnx.data metadata: {e}") from None
+        ragged = [s.name for s in layout.sparse
+                  if not s.is_fixed_length or len(set(s.nnz_per_slot)) > 1]
+        if data.get("padding_key", -1) is None and ragged:
+            raise UsageError(f"the model has no padding key, so the absent keys of "
+                             f"{', '.join(ragged)} cannot be fed; convert it with a padding key")
+        return layout, True
     dense, sparse = None, []
     for inp in model.graph.input:
         t = inp.type.tensor_type

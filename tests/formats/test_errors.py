@@ -13,7 +13,7 @@ import pytest
 
 from hugectr2onnx import converter
 from hugectr2onnx.cli import INTERNAL_ERROR, main
-from hugectr2onnx.errors import (ConversionError, DenseModelError, GraphConfigError,
+from hugectr2onnx.errors import (GraphProblemsError, ConversionError, DenseModelError, GraphConfigError,
                                  GraphStructureError, InputFileError, NonFiniteWeightError,
                                  NtpError, OutputError, SparseModelError, UnsupportedLayerError,
                                  UsageError)
@@ -250,7 +250,9 @@ def test_dangling_tensor(tmp_path):
 def test_duplicated_tensor_name(tmp_path):
     art = save_model(_mlp(), tmp_path)
     edit_graph(art, lambda d: d["layers"][2].update(top="fc1"))
-    expect(GraphStructureError, art, tmp_path, "tensor 'fc1' is produced more than once")
+    e = expect(GraphProblemsError, art, tmp_path, "2 problems",
+               "tensor 'fc1' is produced more than once", "reads tensor 'relu1', which nothing")
+    assert [type(p) for p in e.problems] == [GraphStructureError] * 2
 
 
 def test_cycle(tmp_path):
@@ -516,17 +518,18 @@ def test_every_error_class_is_a_conversion_error():
         assert issubclass(cls, ConversionError)
 
 
-def test_unknown_types_reported_before_other_errors_and_listing_is_bounded(tmp_path):
+def test_unknown_types_reported_first_with_other_errors_and_listing_is_bounded(tmp_path):
     art = save_model(_mlp(), tmp_path)
 
     def damage(d):
-        d["layers"][1]["fc_param"]["num_output"] = "abc"  # would be a GraphConfigError
+        d["layers"][1]["fc_param"]["num_output"] = "abc"  # a GraphConfigError, reported too
         d["layers"] += [{"type": f"T{k}", "bottom": "x", "top": f"y{k}"} for k in range(30)]
         d["layers"] += [{"type": "T0", "bottom": "x", "top": f"z{k}"} for k in range(30)]
     edit_graph(art, damage)
-    e = expect(UnsupportedLayerError, art, tmp_path, "30 unsupported layer type(s)",
-               "and 10 more types", "and 11 more)")
+    e = expect(GraphProblemsError, art, tmp_path, "(1) [layers] 30 unsupported layer type(s)",
+               "and 10 more types", "and 11 more)", "(2) [layers[1] (InnerProduct)")
     assert len(e.types) == 30 and len(str(e)) < 2000
+    assert isinstance(e.problems[0], UnsupportedLayerError) and len(e.problems) == 2
 
 
 def test_layer_reading_a_loss_value(tmp_path):
@@ -534,3 +537,88 @@ def test_layer_reading_a_loss_value(tmp_path):
     edit_graph(art, lambda d: d["layers"].append(
         {"type": "BinaryCrossEntropyLoss", "bottom": ["loss", "label"], "top": "loss2"}))
     expect(GraphStructureError, art, tmp_path, "reads 'loss', the value of a loss layer")
+
+
+def test_every_graph_problem_is_reported_at_once(tmp_path):
+    """As in NVIDIA's din_fp32_1gpu.json: two ReduceSum without 'axis', and (added here) a
+    tensor produced twice, so the loss reads a name nothing produces, and a shape that does
+    not fit; one error names all five."""
+    b = (ModelBuilder().input(dense_dim=0, sparse=[dict(top="s", slot_num=3)])
+         .embedding(bottom="s", top="e", vec_size=4)
+         .dense("ReduceSum", "e", "sum1", axis=1)
+         .dense("ReduceSum", "e", "sum2", axis=1)
+         .dense("Concat", ["sum1", "sum2"], "c")
+         .dense("Reshape", "c", "r", leading_dim=8)
+         .dense("InnerProduct", "r", "fc", fc_param={"num_output": 1})
+         .dense("BinaryCrossEntropyLoss", ["fc", "label"], "loss"))
+    art = save_model(b, tmp_path)
+
+    def damage(d):
+        by_top = {l.get("top") if isinstance(l.get("top"), str) else None: l for l in d["layers"]}
+        del by_top["sum1"]["axis"], by_top["sum2"]["axis"]
+        by_top["fc"]["top"] = "r"
+        d["layers"].append({"type": "InnerProduct", "bottom": "e", "top": "x",
+                            "fc_param": {"num_output": 1}})  # 3-D is fine; then:
+        d["layers"].append({"type": "Add", "bottom": ["x", "dense"], "top": "y"})
+    edit_graph(art, damage)
+    e = expect(GraphProblemsError, art, tmp_path, "5 problems", "missing field 'axis'",
+               "'r' is produced more than once", "reads tensor 'fc', which nothing produces",
+               "inputs must have identical shapes")
+    assert len(e.problems) == 5, [p.detail for p in e.problems]
+    assert sum("axis" in p.detail for p in e.problems) == 2
+    assert all(p.file == str(art.graph_config) for p in e.problems)
+
+
+def test_unsupported_types_are_one_problem_among_the_others(tmp_path):
+    art = save_model(_mlp(), tmp_path)
+
+    def damage(d):
+        d["layers"][2]["type"] = "Frobnicate"  # relu1's producer: fc2 still gets no complaint
+        d["layers"][1]["fc_param"] = {"num_output": "three"}
+    edit_graph(art, damage)
+    e = expect(GraphProblemsError, art, tmp_path, "2 problems", "unsupported layer type(s): "
+               "Frobnicate (layers 2)", "num_output' must be an integer")
+    assert e.types == ["Frobnicate"] and isinstance(e.problems[0], UnsupportedLayerError)
+    assert len(e.problems) == 2, [p.detail for p in e.problems]
+
+
+def test_din_like_swapped_reshape_after_a_broken_layer(tmp_path):
+    """NVIDIA's din_fp32_1gpu.json: ReduceSum and ReduceMean lack 'axis', and the Reshape after
+    the ReduceMean has bottom and top swapped, so the ReduceMean's top is produced twice
+    although that ReduceMean itself failed to parse."""
+    b = (ModelBuilder().input(dense_dim=0, sparse=[dict(top="s", slot_num=3)])
+         .embedding(bottom="s", top="e", vec_size=4)
+         .dense("ReduceSum", "e", "sum1", axis=1)
+         .dense("ReduceMean", "e", "mean1", axis=1)
+         .dense("Reshape", "mean1", "mean_flat", leading_dim=4)
+         .dense("Reshape", "sum1", "sum_flat", leading_dim=4)
+         .dense("Concat", ["sum_flat", "mean_flat"], "c")
+         .dense("InnerProduct", "c", "fc", fc_param={"num_output": 1})
+         .dense("BinaryCrossEntropyLoss", ["fc", "label"], "loss"))
+    art = save_model(b, tmp_path)
+
+    def damage(d):
+        for layer in d["layers"]:
+            if layer["type"] in ("ReduceSum", "ReduceMean"):
+                del layer["axis"]
+            if layer.get("top") == "mean_flat":
+                layer["bottom"], layer["top"] = "mean_flat", "mean1"
+    edit_graph(art, damage)
+    e = expect(GraphProblemsError, art, tmp_path, "missing field 'axis'",
+               "tensor 'mean1' is produced more than once (layer #4 ReduceMean (top mean1); "
+               "layer #5 Reshape (top mean1))", "reads tensor 'mean_flat', which nothing")
+    # (layer #2 is the fan-out Slice of 'e' that graph_to_json inserts)
+    assert [p.where for p in e.problems][:3] == ["layers[3] (ReduceSum).axis",
+                                                 "layers[4] (ReduceMean).axis", "top 'mean1'"]
+
+
+def test_a_cycle_is_reported_with_other_problems_and_waiting_is_not_a_cycle(tmp_path):
+    art = save_model(_mlp(), tmp_path)
+
+    def damage(d):
+        d["layers"][1]["bottom"] = "relu1"  # fc1 <-> relu1: a cycle
+        d["layers"][3]["fc_param"] = {}  # fc2: missing num_output; the loss waits on it
+    edit_graph(art, damage)
+    e = expect(GraphProblemsError, art, tmp_path, "2 problems", "missing field",
+               "cycle or wait on each other: layer #1 InnerProduct (top fc1), layer #2 ReLU")
+    assert "BinaryCrossEntropyLoss" not in str(e)  # it only waits on the broken fc2

@@ -268,3 +268,76 @@ def test_cancelled_copy_raises_after_the_current_chunk(tmp_path):
         cancel.set()
         with pytest.raises(external.Cancelled):
             out.add("b", np.ones(10, np.float32))
+
+
+# ------------------------------------------------------------------ replacing a pair atomically
+def _small_pair(tmp_path, seed):
+    art = save_model(_builder(vec=8), tmp_path / f"in{seed}", seed=seed)
+    return art
+
+
+def _predict(out, art, seed=5):
+    graph = load_model(art.graph_config, art.dense_model, art.sparse_models, art.ntp_file)
+    feeds = random_feeds(graph, 8, convert_embedding=True, seed=seed)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    return sess.run(["label"], {k: feeds[k] for k in ("dense", "s")})[0], graph, feeds
+
+
+def test_replacing_a_pair_never_overwrites_the_old_data(tmp_path):
+    """Each new pair gets a data file the old .onnx does not use; the old one goes after."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "model.onnx"
+    names = []
+    for seed in (1, 2, 3):
+        art = _small_pair(tmp_path, seed)
+        _convert(art, out, external_data="always")
+        files = sorted(os.listdir(out_dir))
+        assert len(files) == 2 and files[0] == "model.onnx", files
+        locations = {e["location"] for e in _external_entries(out).values()}
+        assert locations == {files[1]}
+        names.append(files[1])
+        _, graph, feeds = _predict(out, art)
+        result = compare(graph, out, feeds)
+        assert result.ok, result.summary()
+    # the plain name while it is free, a random one while the old pair holds it
+    assert names[0] == names[2] == "model.onnx.data" and names[1] != names[0]
+    assert names[1].startswith("model.onnx.") and names[1].endswith(".data")
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_failure_between_data_and_onnx_rename_keeps_the_old_pair(tmp_path, monkeypatch, failure):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "model.onnx"
+    old = _small_pair(tmp_path, 1)
+    _convert(old, out, external_data="always")
+    before = {n: (out_dir / n).read_bytes() for n in os.listdir(out_dir)}
+    want, _, _ = _predict(out, old)
+
+    real_replace = os.replace
+    renamed = []
+
+    def replace(src, dst):
+        if str(dst) == str(out):  # the .onnx: fail after the new data file is in place
+            assert renamed, "the data file is renamed first"
+            raise failure
+        renamed.append(dst)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(export.os, "replace", replace)
+    new = _small_pair(tmp_path, 2)
+    with pytest.raises(OutputError if isinstance(failure, OSError) else KeyboardInterrupt):
+        _convert(new, out, external_data="always")
+    monkeypatch.undo()
+    assert {n: (out_dir / n).read_bytes() for n in os.listdir(out_dir)} == before
+    got, _, _ = _predict(out, old)
+    np.testing.assert_array_equal(got, want)  # the old pair still loads and predicts the same
+
+
+def test_an_inline_model_replacing_an_external_pair_removes_its_data(tmp_path):
+    out = tmp_path / "model.onnx"
+    _convert(_small_pair(tmp_path / "a", 1), out, external_data="always")
+    assert (tmp_path / "model.onnx.data").exists()
+    _convert(_small_pair(tmp_path / "b", 2), out, external_data="never")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["model.onnx"]

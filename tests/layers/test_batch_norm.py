@@ -63,7 +63,7 @@ def test_missing_ntp_file_is_an_error(tmp_path):
 def test_3d_input_is_rejected():
     b = (ModelBuilder().input(dense_dim=0, sparse=[dict(top="s", slot_num=2)])
          .embedding(bottom="s", top="e", vec_size=4)
-         .dense("BatchNorm", "e", "bn", bn_param={"factor": 1.0, "eps": 1e-5}))
+         .dense("BatchNorm", "e", "bn", bn_param={"factor": 1.0, "eps": 1e-3}))
     with pytest.raises(GraphStructureError, match="2-D"):
         b.graph()
 
@@ -82,7 +82,7 @@ def test_batchnorm_after_gemm_is_folded_into_it(roundtrip):
 
 def test_batchnorm_on_a_graph_input_stays(roundtrip):
     model = (ModelBuilder().input(dense_dim=6)
-             .dense("BatchNorm", "dense", "bn", bn_param={"factor": 1.0, "eps": 1e-5})
+             .dense("BatchNorm", "dense", "bn", bn_param={"factor": 1.0, "eps": 0.02})
              .dense("InnerProduct", "bn", "fc2", fc_param={"num_output": 1})
              .dense("BinaryCrossEntropyLoss", ["fc2", "label"], "loss"))
     _, _, out, _ = roundtrip(model)
@@ -93,7 +93,7 @@ def test_gemm_output_used_twice_is_not_folded(roundtrip):
     model = (ModelBuilder().input(dense_dim=6)
              .dense("InnerProduct", "dense", "fc1", fc_param={"num_output": 4})
              .dense("Slice", "fc1", ["f1", "f2"], ranges=[[0, 4], [0, 4]])
-             .dense("BatchNorm", "f1", "bn", bn_param={"factor": 1.0, "eps": 1e-5})
+             .dense("BatchNorm", "f1", "bn", bn_param={"factor": 1.0, "eps": 3e-4})
              .dense("Add", ["bn", "f2"], "sum")
              .dense("InnerProduct", "sum", "fc2", fc_param={"num_output": 1})
              .dense("BinaryCrossEntropyLoss", ["fc2", "label"], "loss"))

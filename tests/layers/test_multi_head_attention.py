@@ -33,6 +33,71 @@ def test_fused_masked_reference_matches_hand_computation():
     np.testing.assert_allclose(y, [[[4 / (1 + 1e-6), 2 / (1 + 1e-6)]]], rtol=1e-7)
 
 
+def test_fused_heads_are_contiguous_column_blocks_with_dh_2():
+    """H = 2, dh = 2: head 0 is columns 0-1, head 1 columns 2-3 (not 0, 2 and 1, 3).
+    Head 0: q (1, 0), keys (0, 0) and (sqrt2·ln3, 0), scaled by 1/sqrt2 -> [0, ln3] ->
+    p [1/4, 3/4] -> 1/4·(4, 2) + 3/4·(8, 6) = (7, 5). Head 1: q (0, 1), keys zero ->
+    p [1/2, 1/2] -> (6, 8)/2 + (2, 0)/2 = (4, 4). Interleaved heads would give [7, 4, 3, 4]."""
+    q = [[[1, 0, 0, 1]]]
+    k = [[[0, 0, 0, 0], [np.sqrt(2) * np.log(3), 0, 0, 0]]]
+    v = [[[4, 2, 6, 8], [8, 6, 2, 0]]]
+    block = {"num_attention_heads": 2, "transpose_b": False}
+    np.testing.assert_allclose(_ref(block, [q, k, v])[0], [[[7, 5, 4, 4]]], rtol=1e-6)
+    handler, layer = make_layer("MultiHeadAttention", block, [(B, 1, 4), (B, 2, 4), (B, 2, 4)])
+    for opset in (13, 17):
+        got = check_layer(handler, layer, [np.asarray(a, np.float32) for a in (q, k, v)],
+                          opset=opset)
+        np.testing.assert_allclose(got[0], [[[7, 5, 4, 4]]], rtol=1e-6)
+
+
+def test_fully_masked_row_follows_hugectrs_float32_logits():
+    """Query 1 sees no key. HugeCTR's masked softmax forms z = s - 10000 in float32, where
+    values are 2^-10 apart: head 0's scores [0, 0.0007] become [-10000, -10000 + 2^-10], so
+    p = [1, e^(2^-10)] / (1 + e^(2^-10) + 1e-6), not the softmax of [0, 0.0007]."""
+    s1 = 0.0007
+    q = [[[1, 0, 0, 1], [1, 0, 0, 1]]]
+    k = [[[0, 0, 0, 0], [np.sqrt(2) * s1, 0, 0, 0]]]
+    v = [[[4, 2, 6, 8], [8, 6, 2, 0]]]
+    mask = [[[[1, 1], [0, 0]]]]
+
+    def head0(z1):
+        p = np.array([1, np.exp(z1)]) / (1 + np.exp(z1) + 1e-6)
+        return p[0] * np.array([4, 2]) + p[1] * np.array([8, 6])
+
+    head1 = np.array([4, 4]) / (1 + 1e-6)  # equal scores stay equal
+    want_row0 = np.concatenate([head0(s1), head1])  # unmasked: z = s
+    want_row1 = np.concatenate([head0(2 ** -10), head1])
+    assert np.abs(want_row1 - np.concatenate([head0(s1), head1])).max() > 1e-4  # visible
+    block = {"num_attention_heads": 2}
+    y = _ref(block, [q, k, v, mask])[0]
+    np.testing.assert_allclose(y[0, 0], want_row0, rtol=1e-6)
+    np.testing.assert_allclose(y[0, 1], want_row1, rtol=1e-6)
+    handler, layer = make_layer("MultiHeadAttention", block,
+                                [(B, 2, 4), (B, 2, 4), (B, 2, 4), (B, 1, 2, 2)])
+    got = check_layer(handler, layer, [np.asarray(a, np.float32) for a in (q, k, v, mask)],
+                      atol=2e-6)
+    np.testing.assert_allclose(got[0][0, 1], want_row1, rtol=2e-6)
+
+
+def test_masked_attention_and_masked_softmax_agree():
+    """One masked-softmax semantics: the fused layer's probabilities are the Softmax
+    layer's (factor 1) on the same scaled scores, fully masked rows included."""
+    rng = np.random.default_rng(7)
+    q, k, v = (rng.standard_normal((2, 3, 4)).astype(np.float32) for _ in range(3))
+    mask = (rng.random((2, 1, 3, 3)) < 0.5).astype(np.float32)
+    mask[0, 0, 1, :] = 0
+    mask[1, 0, 2, :] = 0
+    y = _ref({"num_attention_heads": 2}, [q, k, v, mask])[0]
+    dh = 2
+    heads = lambda x: x.reshape(2, 3, 2, dh).transpose(0, 2, 1, 3)  # noqa: E731
+    s = (np.matmul(heads(q).astype(np.float64), np.swapaxes(heads(k), -1, -2))
+         * float(np.float32(1) / np.float32(np.sqrt(dh)))).astype(np.float32)
+    sh, sl = make_layer("Softmax", {"factor": 1.0}, [(B, 2, 3, 3), (B, 1, 3, 3)])
+    p = sh.reference(sl, [s, mask])[0].astype(np.float64)
+    ctx = np.matmul(p, heads(v)).transpose(0, 2, 1, 3).reshape(2, 3, 4)
+    np.testing.assert_allclose(y, ctx, rtol=1e-5, atol=1e-6)
+
+
 def test_two_stage_split_reference_matches_hand_computation():
     q = [[[1, 0, 0, 2], [0, 1, 1, 0]]]  # two heads of width 2, Q = K
     v = [[[1, 2, 3, 4], [5, 6, 7, 8]]]

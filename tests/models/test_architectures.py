@@ -185,6 +185,20 @@ def test_empty_ntp_path_as_nvidia_tests_pass_it(roundtrip, tmp_path):
     """NVIDIA's MMoE test calls convert(..., True, sparse_models, "") with no ntp file."""
     from hugectr2onnx.converter import convert
 
+    from hugectr2onnx.errors import NtpError
+    from hugectr2onnx.loader import load_model
+    from hugectr2onnx.verify import compare
+
     art = zoo.save(small("mmoe_parquet"), tmp_path / "m", num_keys=50)
-    convert(str(tmp_path / "m.onnx"), art.graph_config, art.dense_model, True,
-            art.sparse_models, "")
+    assert art.ntp_file is None  # MMoE has no BatchNorm: "" must mean "no ntp file"
+    report = convert(str(tmp_path / "m.onnx"), art.graph_config, art.dense_model, True,
+                     art.sparse_models, "")
+    graph = load_model(art.graph_config, art.dense_model, art.sparse_models, "")
+    check = compare(graph, tmp_path / "m.onnx", random_feeds(graph, 8, convert_embedding=True))
+    assert report.layers == len(graph.layers) and len(check.outputs) == 2 and check.ok, \
+        check.summary()
+    # and "" is no file: a model with BatchNorm still asks for its statistics
+    bn = zoo.save(small("dlrm"), tmp_path / "d", num_keys=50)
+    assert bn.ntp_file is not None
+    with pytest.raises(NtpError, match="needs running statistics"):
+        convert(str(tmp_path / "d.onnx"), bn.graph_config, bn.dense_model, False, None, "")
