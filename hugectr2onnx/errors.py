@@ -106,3 +106,10 @@ class UnsupportedModelError(ConversionError):
 
 class AccuracyError(ConversionError):
     """An exported or optimized model differs from its reference beyond the tolerance."""
+
+
+class ServiceError(ConversionError):
+    """An external service (Redis) is down, refused the connection, timed out or answered
+    with an error; ``file`` holds its address (password removed) and ``where`` the table."""
+
+    exit_code = 5

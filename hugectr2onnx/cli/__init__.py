@@ -28,6 +28,7 @@ COMMANDS = {  # command name -> module of this package
     "from-torch": "from_torch",
     "to-tf": "to_tf",
     "hf": "hf",
+    "redis": "redis",
 }
 
 

@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the training key type recorded at convert)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: only when it is a terminal)")
+    from .redis import add_scoring_args
+    add_scoring_args(p)
 
 
 def run(args) -> int:
@@ -50,10 +52,13 @@ def run(args) -> int:
         check_output_path(args.output)
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be >= 1, found {args.threads}")
-    result = predict(args.onnx_model_path, args.data, args.fmt, batch_size=args.batch_size,
-                     threads=args.threads, slot_size_array=args.slot_size_array,
-                     key_type=args.key_type, num_samples=args.num_samples,
-                     float_label_dense=args.float_label_dense, progress=args.progress)
+    from .redis import predict_with_engine
+    result = predict_with_engine(args)
+    if result is None:
+        result = predict(args.onnx_model_path, args.data, args.fmt, batch_size=args.batch_size,
+                         threads=args.threads, slot_size_array=args.slot_size_array,
+                         key_type=args.key_type, num_samples=args.num_samples,
+                         float_label_dense=args.float_label_dense, progress=args.progress)
     if args.output:
         write_predictions(args.output, result.outputs)
     if args.json:
