@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
+# the Redis tests start their own servers unless .ci/run's services are up
 test: $(STAMP)
+	scripts/redis-services.sh install
 	$(PY) -m pytest tests
 
 test-fast: $(STAMP)

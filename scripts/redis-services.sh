@@ -4,6 +4,7 @@
 # environment the tests read; `stop` shuts everything down.
 #   scripts/redis-services.sh start   ->  export lines for HUGECTR2ONNX_REDIS_URL(_CLUSTER)
 #   scripts/redis-services.sh stop
+#   scripts/redis-services.sh install  (only the packages; make test runs it)
 set -euo pipefail
 
 DIR=${REDIS_SERVICES_DIR:-/tmp/hugectr2onnx-redis-services}
@@ -64,7 +65,8 @@ stop() {
 }
 
 case "${1:-}" in
+  install) install ;;
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
 esac
