@@ -1,6 +1,6 @@
 """Per-layer cases shared by the trainable backends' layer tests: every handler with a
 JSON block, input shapes and input kinds, and ``build`` (random weights in HugeCTR's
-layout and inputs). Taken from tests/torch/test_layers.py."""
+layout and inputs). Used by tests/torch/test_torch_layers.py and tests/tf/test_tf_layers.py."""
 
 from __future__ import annotations
 
