@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 from .. import loader
-from ..errors import OutputError, UsageError
+from ..errors import UsageError
 from ..hugectr.files import read_text
 from ..hugectr.graph_json import parse_graph
 from ..hugectr.sparse import check_keys
-from ..hugectr.writer import Artifacts, write_dense, write_ntp, write_sparse_folder
+from ..hugectr.snapshot import write_snapshot
+from ..hugectr.writer import Artifacts
 from ..ir import Graph
 from ..layers.base import default_registry
 from ..options import ConvertOptions
@@ -58,48 +55,14 @@ def save_hugectr(module: HugeCTRModule, directory, prefix: str = "model",
     """Write the module as HugeCTR snapshot files: ``{prefix}.json`` (the graph as loaded),
     ``{prefix}_dense_{iteration}.model``, its ``.ntp.json`` (BatchNorm statistics) and one
     sparse folder ``{prefix}{i}_sparse_{iteration}.model`` per table (``key``,
-    ``emb_vector``, ``slot_id`` for Localized). Each file appears complete or not at all.
+    ``emb_vector``, ``slot_id`` for Localized), by hugectr/snapshot.py: each file appears
+    complete or not at all.
     The result's ``graph_config``, ``dense_model``, ``sparse_models`` and ``ntp_file`` go
     straight to ``convert()`` and ``load_model()``."""
     if module.graph_json is None:
         raise UsageError("the module has no graph JSON to write (build it with load_model)")
-    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
-        raise UsageError(f"iteration must be a non-negative integer, found {iteration!r}")
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=directory))
-    except OSError as e:
-        raise OutputError(f"cannot create the output directory: {e.strerror}", file=str(directory))
-    try:
-        graph = trained_graph(module)
-        names = {"graph": f"{prefix}.json", "dense": f"{prefix}_dense_{iteration}.model"}
-        names["ntp"] = names["dense"] + ".ntp.json"
-        (staging / names["graph"]).write_text(module.graph_json)
-        write_dense(staging / names["dense"], graph)
-        # every float32 digit: HugeCTR's own %f would lose running variances below 5e-7
-        has_ntp = write_ntp(staging / names["ntp"], graph, exact=True)
-        sparse = []
-        for i, table in enumerate(module.tables()):
-            name = f"{prefix}{i}_sparse_{iteration}.model"
-            write_sparse_folder(staging / name, table["keys"], table["vectors"],
-                                table.get("slot_ids"))
-            sparse.append(name)
-        moved = [names["graph"], names["dense"]] + ([names["ntp"]] if has_ntp else []) + sparse
-        for name in moved:
-            target = directory / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(staging / name, target)
-    except OSError as e:
-        raise OutputError(f"cannot write the HugeCTR files: {e.strerror or e}",
-                          file=str(getattr(e, "filename", None) or directory))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return Artifacts(graph_config=str(directory / names["graph"]),
-                     dense_model=str(directory / names["dense"]),
-                     ntp_file=str(directory / names["ntp"]) if has_ntp else None,
-                     sparse_models=[str(directory / n) for n in sparse])
+    return write_snapshot(directory, trained_graph(module), module.graph_json, module.tables(),
+                          prefix=prefix, iteration=iteration)
 
 
 def trained_graph(module: HugeCTRModule) -> Graph:
