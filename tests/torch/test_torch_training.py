@@ -4,6 +4,8 @@ running averages with HugeCTR's factor, Dropout, Dice, and HugeCTR's three losse
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +18,8 @@ from hugectr2onnx.hugectr.writer import ModelBuilder, save_model  # noqa: E402
 from hugectr2onnx.ir import B  # noqa: E402
 from hugectr2onnx.torch.ops import OPS  # noqa: E402
 
-from test_torch_layers import make_layer  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parent.parent / "layers"))
+from layer_harness import make_layer  # noqa: E402
 
 
 def test_batchnorm_training_uses_batch_statistics_and_factor():
