@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..atomic import check_target, remove, temp_file
 from ..errors import OutputError, UsageError
 from ..ir import Batch, Graph, Shape
 from ..layers.base import Registry, default_registry
@@ -142,15 +142,13 @@ def stage_tables(path, tables: list, *, progress: bool | None = None,
     """Start copying embedding tables (arrays of vectors, usually memory maps) into the
     temporary data file of ``path``; pass the result to ``save_model(staged=...)``."""
     path = Path(os.fspath(path))
-    directory = path.parent if str(path.parent) else Path(".")
-    _check_target(path, directory)
-    temps: list[str] = []
+    directory = check_target(path)
     location = data_location(directory, path.name)
-    tmp = _temp_file(directory, location, temps)
+    tmp = temp_file(directory, location)
     try:
         return StagedTables(tmp, location, tables, progress, kernel_copy)
     except BaseException:
-        _remove(temps)
+        remove([tmp])
         raise
 
 
@@ -173,8 +171,7 @@ def save_model(model, path, *, external_data: str = "auto", threshold: int = AUT
     result = model if isinstance(model, ExportResult) else ExportResult.from_proto(model)
     check_external_mode(external_data)
     path = Path(os.fspath(path))
-    directory = path.parent if str(path.parent) else Path(".")
-    _check_target(path, directory)
+    directory = check_target(path)
     size = result.estimated_bytes()
     use_external = (staged is not None or external_data == "always"
                     or (external_data == "auto" and size > threshold))
@@ -201,14 +198,16 @@ def save_model(model, path, *, external_data: str = "auto", threshold: int = AUT
             staged.close()
         elif big:
             data_path = directory / data_location(directory, path.name)
-            tmp = _temp_file(directory, data_path.name, temps)
+            tmp = temp_file(directory, data_path.name)
+            temps.append(tmp)
             with open(tmp, "r+b", buffering=0) as f, \
                     progress_bar(sum(map(_nbytes, big.values())), f"writing {data_path.name}",
                                  progress) as bar:
                 out = DataFile(f.fileno(), data_path.name, bar, kernel_copy)
                 external = {name: out.add(name, t) for name, t in big.items()}
                 out.finish()
-        tmp_model = _temp_file(directory, path.name, temps)
+        tmp_model = temp_file(directory, path.name)
+        temps.append(tmp_model)
         with open(tmp_model, "wb") as f:
             f.write(_serialize(result.skeleton, result.tensors, external))
         if big or staged is not None:
@@ -241,7 +240,7 @@ def _remove_stale_data(directory: Path, name: str, keep: Path | None) -> None:
     try:
         stale = [p for p in directory.iterdir()
                  if pattern.fullmatch(p.name) and (keep is None or p.name != keep.name)]
-        _remove(stale)
+        remove(stale)
     except OSError:
         pass
 
@@ -249,31 +248,4 @@ def _remove_stale_data(directory: Path, name: str, keep: Path | None) -> None:
 def _discard(staged: StagedTables | None, paths) -> None:
     if staged is not None:
         staged.discard()
-    _remove(paths)
-
-
-def _check_target(path: Path, directory: Path) -> None:
-    if path.is_dir():
-        raise OutputError("output path is a directory", file=str(path))
-    if not directory.is_dir():
-        raise OutputError("output directory does not exist", file=str(directory))
-    if not os.access(directory, os.W_OK):
-        raise OutputError("output directory is not writable", file=str(directory))
-
-
-def _temp_file(directory: Path, name: str, temps: list[str]) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    temps.append(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would otherwise survive the rename
-    os.close(fd)
-    return tmp
-
-
-def _remove(paths) -> None:
-    for p in paths:
-        try:
-            os.unlink(p)
-        except FileNotFoundError:
-            pass
+    remove(paths)
