@@ -8,14 +8,13 @@ The script runs as ``__main__`` with its own arguments, against a recording stan
 from __future__ import annotations
 
 import json
-import os
 import runpy
 import sys
-import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..errors import InputFileError, OutputError
 from ..hugectr.collection_description import parse_description
 from ..hugectr.files import existing_file
@@ -89,16 +88,13 @@ def _restore_modules(saved: dict, injected: set, folder: Path) -> None:
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    """Atomically: a temporary file in the same folder, then a rename."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
     except OSError as e:
-        raise OutputError(f"cannot write: {e.strerror or e}", file=str(path))
+        raise OutputError(f"cannot create the directory: {e.strerror or e}", file=str(path.parent))
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
 
 
 def record(script, argv=(), *, graph="graph.json", description="ebc.json",

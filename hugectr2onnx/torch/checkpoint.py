@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
-from ..errors import InputFileError, OutputError
+from ..atomic import atomic_path
+from ..errors import InputFileError
 from .api import graph_from_json
 from .module import HugeCTRModule
 
@@ -33,13 +33,8 @@ def save_checkpoint(module: HugeCTRModule, path) -> str:
            "capacities": [t.capacity for t in tables], "table_gpus": [t.num_gpus for t in tables],
            "sparse": any(t.sparse for t in tables), "state_dict": state}
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(doc, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write the checkpoint: {e.strerror or e}", file=str(path))
     return str(path)
 
 
