@@ -28,6 +28,7 @@ from .atomic import atomic_path
 from .data import DataLayout, open_dataset
 from .errors import InputFileError, UsageError
 from .metrics import evaluate
+from .progress import bar_enabled, progress_bar
 
 OUTPUT_SUFFIXES = (".npz", ".npy", ".csv", ".parquet")
 PREFETCH = 2  # batches decoded ahead of the model
@@ -174,11 +175,11 @@ def predict(onnx_path, data, fmt: str, *, batch_size: int = 4096, threads: int |
     count = 0
     start = time.perf_counter()
     total = 0
-    if _bar_enabled(progress):
+    if bar_enabled(progress):
         from .data import count_samples
         total = count_samples(data, fmt, layout, float_label_dense=float_label_dense) or 0
         total = min(total, num_samples) if num_samples is not None else total
-    with _samples_bar(progress, total) as bar:
+    with progress_bar(total, "scoring", progress, unit="samples") as bar:
         for batch in batches:
             result = scorer.run(batch.inputs)
             for n in outs:
@@ -200,16 +201,6 @@ def _join(parts: list) -> np.ndarray:
     if not parts:
         return np.zeros((0, 1), np.float32)
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-def _bar_enabled(enabled) -> bool:
-    import sys
-    return bool(getattr(sys.stderr, "isatty", lambda: False)()) if enabled is None else enabled
-
-
-def _samples_bar(enabled, total: int = 0):
-    from .progress import progress_bar
-    return progress_bar(total, "scoring", enabled, unit="samples")
 
 
 def write_predictions(path, outputs: dict[str, np.ndarray]) -> None:

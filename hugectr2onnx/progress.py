@@ -23,12 +23,20 @@ class _Silent:
         pass
 
 
+def on_terminal() -> bool:
+    """Whether stderr is a terminal (where progress shows by default)."""
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def bar_enabled(enabled: bool | None) -> bool:
+    """``enabled``, or None for: if stderr is a terminal."""
+    return on_terminal() if enabled is None else bool(enabled)
+
+
 def progress_bar(total: int, desc: str, enabled: bool | None = None, unit: str = "B"):
     """A context manager with ``update(n)`` (bytes, or ``unit``s; ``total`` 0: unknown);
     ``enabled`` None means: if stderr is a tty."""
-    if enabled is None:
-        enabled = bool(getattr(sys.stderr, "isatty", lambda: False)())
-    if not enabled:
+    if not bar_enabled(enabled):
         return _Silent()
     try:
         from tqdm import tqdm
@@ -54,7 +62,7 @@ class Stages:
 
     def _shown(self, items: int) -> bool:
         if self.enabled is None:
-            return items >= STAGE_MIN_ITEMS and bool(getattr(sys.stderr, "isatty", bool)())
+            return items >= STAGE_MIN_ITEMS and on_terminal()
         return bool(self.enabled)
 
     def stage(self, message: str, items: int = 0):
