@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -72,6 +73,24 @@ def test_module_entry_point_help():
     for flag in ("--convert-embedding", "--opset", "--lookup", "--external-data", "--padding-key",
                  "--key-type", "--table-order"):
         assert flag in out
+
+
+def test_closed_stdout_ends_quietly(tmp_path):
+    """`hugectr2onnx inspect M.onnx --json | head -1`: the reader is gone before the
+    output is written; the command stops with 141 (128 + SIGPIPE) and says nothing."""
+    art = _model(tmp_path)
+    out = tmp_path / "m.onnx"
+    assert main(["convert", "--graph", art.graph_config, "--dense", art.dense_model,
+                 "-o", str(out)]) == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "hugectr2onnx", "inspect", str(out),
+                               "--json"], stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert proc.stderr == ""
 
 
 @pytest.mark.parametrize("order", ["slot", "file"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 
@@ -16,6 +17,7 @@ from ..errors import ConversionError
 from .common import cli_message
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE; input errors exit with ConversionError.exit_code (2-4)
+BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `yes | head -1`
 
 COMMANDS = {  # command name -> module of this package
     "convert": "convert",
@@ -60,12 +62,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hugectr2onnx: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout left (`| head`): stop quietly
+        _detach_stdout()
+        return BROKEN_PIPE
     except Exception as e:  # not bad input but a bug here: say so, distinctly
         if args.debug:
             traceback.print_exc()
         print(f"hugectr2onnx: internal error: {type(e).__name__}: {_one_line(e)} (a bug in "
               f"hugectr2onnx: please report it with the output of --debug)", file=sys.stderr)
         return INTERNAL_ERROR
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush of what is still buffered
+    does not fail again (and print "Exception ignored ...") on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout replaced by an object without a descriptor
+        pass
 
 
 def _one_line(e: BaseException) -> str:
