@@ -67,6 +67,12 @@ def test_debug_shows_traceback(tmp_path, capsys):
     assert rc == 3 and "Traceback" in err and "does not exist" in err
 
 
+def test_debug_is_accepted_after_a_nested_command(tmp_path, capsys):
+    rc = main(["hf", "run", str(tmp_path / "missing.onnx"), "--text", "a", "--debug"])
+    err = capsys.readouterr().err
+    assert rc == 3 and "Traceback" in err and "missing.onnx" in err
+
+
 def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "hugectr2onnx", "convert", "--help"],
                          capture_output=True, text=True, check=True).stdout

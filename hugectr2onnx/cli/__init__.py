@@ -44,10 +44,19 @@ def _parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"{__name__}.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show tracebacks on errors")
+        _add_debug(p)
         p.set_defaults(_run=module.run)
     return parser
+
+
+def _add_debug(p: argparse.ArgumentParser) -> None:
+    """``--debug`` after the command too, and after nested ones (``hf export``)."""
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks on errors")
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for nested in action.choices.values():
+                _add_debug(nested)
 
 
 def main(argv: list[str] | None = None) -> int:
