@@ -18,6 +18,8 @@ MASK = (1 << 64) - 1
 
 
 def mixer_by_hand(key: int) -> int:
+    """database_backend_detail.hpp, with Python integers (no numpy): the key converted to
+    uint64_t, then rotr-xor, multiply, rotr-xor, multiply, xorshift 28."""
     x = key & MASK
 
     def rotr(v, n):

@@ -7,24 +7,7 @@ from hugectr2onnx.errors import UsageError
 from hugectr2onnx.redis.layout import (key_fields, partition_key, partition_of, rrxmrrxmsx_0,
                                        tag_name)
 from hugectr2onnx.redis.resp import encode_command
-
-MASK = (1 << 64) - 1
-
-
-def mixer_by_hand(key: int) -> int:
-    """database_backend_detail.hpp, with Python integers (no numpy): the key converted to
-    uint64_t, then rotr-xor, multiply, rotr-xor, multiply, xorshift 28."""
-    x = key & MASK
-
-    def rotr(v, n):
-        return ((v >> n) | (v << (64 - n))) & MASK
-
-    x ^= rotr(x, 25) ^ rotr(x, 50)
-    x = (x * 0xA24BAED4963EE407) & MASK
-    x ^= rotr(x, 24) ^ rotr(x, 49)
-    x = (x * 0x9FB21C651E98DF25) & MASK
-    return x ^ (x >> 28)
-
+from redis_models import mixer_by_hand
 
 KEYS = [0, 1, 2, 7, 12345, 2 ** 31 - 1, 2 ** 32 - 1, 2 ** 40 + 3, 2 ** 63 - 1, -1, -2, -(2 ** 63),
         -987654321]
