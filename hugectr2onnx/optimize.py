@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputFileError, UsageError
+from .atomic import check_target
+from .errors import InputFileError, OutputError, UsageError
 from .metrics import auc, logloss
 from .progress import Stages
 from .runners import OrtRunner, model_input_names
@@ -170,6 +171,7 @@ def optimize_file(src, dst, *, passes=None, fp16: bool = False, fp16_tables: boo
         raise UsageError("the output would overwrite the input model")
     if max_auc_drop is not None and labels is None:
         raise UsageError("--max-auc-drop needs labelled data (--data)")
+    directory = check_target(dst)
     stages, floats = Stages(progress), _file_bytes(src) // 4
     with stages.stage(f"loading {src.name}", floats):
         loaded = load_mapped(src)
@@ -177,7 +179,6 @@ def optimize_file(src, dst, *, passes=None, fp16: bool = False, fp16_tables: boo
         result, report = optimize(loaded, passes=passes, fp16=fp16, fp16_tables_=fp16_tables,
                                   int8=int8, int8_tables_=int8_tables, per_channel=per_channel)
     del loaded
-    directory = dst.parent if str(dst.parent) else Path(".")
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=directory))
     try:
         written = save_model(result, tmp / dst.name, external_data=external_data,
@@ -193,9 +194,12 @@ def optimize_file(src, dst, *, passes=None, fp16: bool = False, fp16_tables: boo
             if max_auc_drop is not None and drop is not None and not drop <= max_auc_drop:
                 out.refused = f"AUC drops by {drop:.2e}, more than --max-auc-drop {max_auc_drop:g}"
                 return out
-        for p in written:
-            os.replace(p, directory / p.name)
-            out.files.append(str(directory / p.name))
+        try:
+            for p in written:
+                os.replace(p, directory / p.name)
+                out.files.append(str(directory / p.name))
+        except OSError as e:
+            raise OutputError(f"cannot write: {e.strerror or e}", file=str(dst)) from None
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -79,6 +79,15 @@ def test_unknown_pass_is_a_usage_error(dlrm, tmp_path, capsys):
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_output_that_is_a_directory_is_an_output_error(dlrm, tmp_path, capsys):
+    _, _, path, _ = dlrm
+    (tmp_path / "out").mkdir()
+    rc = main(["optimize", str(path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 4 and "output path is a directory" in err and "internal error" not in err
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left
+
+
 def test_fp16_keeps_io_types_and_auc(dlrm, tmp_path):
     _, _, path, feeds = dlrm
     fp16 = tmp_path / "fp16.onnx"
