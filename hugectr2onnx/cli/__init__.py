@@ -36,7 +36,8 @@ COMMANDS = {  # command name -> module of this package
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hugectr2onnx",
-                                     description="Convert NVIDIA HugeCTR models to ONNX.")
+                                     description="Convert NVIDIA HugeCTR models to ONNX (and to PyTorch "
+                                     "and TensorFlow); verify, optimize and score them.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -50,8 +50,8 @@ def add_model_args(p: argparse.ArgumentParser, *, dense_required: bool = True) -
                    help="BatchNorm statistics (P_dense_N.model.ntp.json)")
     p.add_argument("--key-type", choices=("I64", "I32"), default="I64",
                    help="the training run's key type: width of legacy single-file sparse "
-                   "models' keys, and recorded in the model for reading Norm/RawAsync data "
-                   "(default I64)")
+                   "models' keys; convert also records it in the model, for predict to read "
+                   "Norm/RawAsync data (default I64)")
     p.add_argument("--padding-key", default="-1", type=_padding_key_arg,
                    help="key marking absent entries of multi-hot slots, or 'none' (default -1)")
     p.add_argument("--projection-dims", type=int, nargs="+", default=None,
