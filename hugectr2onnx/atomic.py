@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,6 +30,23 @@ def atomic_path(path):
     except BaseException:
         remove([tmp])
         raise
+
+
+@contextlib.contextmanager
+def staging_dir(directory, prefix: str):
+    """A temporary folder in ``directory`` (created if missing) for outputs that are renamed
+    out of it at the end; removed with whatever is left in it."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=prefix, dir=directory))
+    except OSError as e:
+        raise OutputError(f"cannot create the output directory: {e.strerror or e}",
+                          file=str(directory)) from None
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def check_target(path: Path) -> Path:

@@ -8,14 +8,12 @@ then moved into place; ``max_auc_drop`` refuses a model that loses more AUC than
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import check_target
+from .atomic import check_target, staging_dir
 from .errors import InputFileError, OutputError, UsageError
 from .metrics import auc, logloss
 from .progress import Stages
@@ -179,8 +177,7 @@ def optimize_file(src, dst, *, passes=None, fp16: bool = False, fp16_tables: boo
         result, report = optimize(loaded, passes=passes, fp16=fp16, fp16_tables_=fp16_tables,
                                   int8=int8, int8_tables_=int8_tables, per_channel=per_channel)
     del loaded
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=directory))
-    try:
+    with staging_dir(directory, f".{dst.name}.") as tmp:
         written = save_model(result, tmp / dst.name, external_data=external_data,
                              progress=progress)
         out = OptimizeResult(files=[], report=report,
@@ -201,8 +198,6 @@ def optimize_file(src, dst, *, passes=None, fp16: bool = False, fp16_tables: boo
         except OSError as e:
             raise OutputError(f"cannot write: {e.strerror or e}", file=str(dst)) from None
         return out
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_mapped(path: Path):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from ..atomic import staging_dir
 from ..errors import OutputError, UsageError
 from ..ir import Graph
 from .writer import Artifacts, write_dense, write_ntp, write_sparse_folder
@@ -27,33 +27,27 @@ def write_snapshot(directory, graph: Graph, graph_json: str, tables: list[dict],
     if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
         raise UsageError(f"iteration must be a non-negative integer, found {iteration!r}")
     directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=directory))
-    except OSError as e:
-        raise OutputError(f"cannot create the output directory: {e.strerror}", file=str(directory))
-    try:
-        graph_name, dense = f"{prefix}.json", f"{prefix}_dense_{iteration}.model"
-        ntp = dense + ".ntp.json"
-        (staging / graph_name).write_text(graph_json)
-        write_dense(staging / dense, graph)
-        has_ntp = write_ntp(staging / ntp, graph, exact=True)
-        sparse = []
-        for i, table in enumerate(tables):
-            name = f"{prefix}{i}_sparse_{iteration}.model"
-            write_sparse_folder(staging / name, table["keys"], table["vectors"],
-                                table.get("slot_ids"))
-            sparse.append(name)
-        for name in [graph_name, dense] + ([ntp] if has_ntp else []) + sparse:
-            target = directory / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(staging / name, target)
-    except OSError as e:
-        raise OutputError(f"cannot write the HugeCTR files: {e.strerror or e}",
-                          file=str(getattr(e, "filename", None) or directory))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with staging_dir(directory, f".{prefix}-") as staging:
+        try:
+            graph_name, dense = f"{prefix}.json", f"{prefix}_dense_{iteration}.model"
+            ntp = dense + ".ntp.json"
+            (staging / graph_name).write_text(graph_json)
+            write_dense(staging / dense, graph)
+            has_ntp = write_ntp(staging / ntp, graph, exact=True)
+            sparse = []
+            for i, table in enumerate(tables):
+                name = f"{prefix}{i}_sparse_{iteration}.model"
+                write_sparse_folder(staging / name, table["keys"], table["vectors"],
+                                    table.get("slot_ids"))
+                sparse.append(name)
+            for name in [graph_name, dense] + ([ntp] if has_ntp else []) + sparse:
+                target = directory / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                os.replace(staging / name, target)
+        except OSError as e:
+            raise OutputError(f"cannot write the HugeCTR files: {e.strerror or e}",
+                              file=str(getattr(e, "filename", None) or directory))
     return Artifacts(graph_config=str(directory / graph_name), dense_model=str(directory / dense),
                      ntp_file=str(directory / ntp) if has_ntp else None,
                      sparse_models=[str(directory / n) for n in sparse])
