@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 import keras
 
+from ..atomic import staging_dir
 from ..converter import _check_options
 from ..errors import OutputError, UsageError
 from ..hugectr.files import read_text
@@ -50,26 +50,19 @@ def export_saved_model(model: HugeCTRModel, path) -> str:
     if path.exists() and not (path.is_dir() and (not any(path.iterdir())
                                                  or (path / "saved_model.pb").exists())):
         raise OutputError("exists and is not a SavedModel directory", file=str(path))
-    parent = path.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
-    except OSError as e:
-        raise OutputError(f"cannot write: {e.strerror}", file=str(path))
-    try:
-        archive = keras.export.ExportArchive()
-        # no archive.track(model): it would store each variable twice (Keras' wrapper and
-        # the tf.Variable the endpoint uses), doubling the SavedModel
-        archive.add_endpoint("serve", lambda inputs: model(inputs, training=False),
-                             input_signature=[model.input_specs()])
-        archive.write_out(str(staging / "saved_model"), verbose=False)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging / "saved_model", path)
-    except OSError as e:
-        raise OutputError(f"cannot write the SavedModel: {e}", file=str(path))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with staging_dir(path.resolve().parent, f".{path.name}.") as staging:
+        try:
+            archive = keras.export.ExportArchive()
+            # no archive.track(model): it would store each variable twice (Keras' wrapper and
+            # the tf.Variable the endpoint uses), doubling the SavedModel
+            archive.add_endpoint("serve", lambda inputs: model(inputs, training=False),
+                                 input_signature=[model.input_specs()])
+            archive.write_out(str(staging / "saved_model"), verbose=False)
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(staging / "saved_model", path)
+        except OSError as e:
+            raise OutputError(f"cannot write the SavedModel: {e}", file=str(path))
     return str(path)
 
 
