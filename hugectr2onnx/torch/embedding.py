@@ -177,8 +177,12 @@ class HugeCTREmbedding(nn.Module):
         return index.find(q)
 
     # ---------------------------------------------------------------- lookup
-    def forward(self, keys: torch.Tensor) -> torch.Tensor:
-        """keys int64 [B, S, N] (padded with ``padding_key``) -> [B, S, vec]."""
+    def forward(self, keys: torch.Tensor, combiner: str | None = None) -> torch.Tensor:
+        """keys int64 [B, S, N] (padded with ``padding_key``) -> [B, S, vec], or with the
+        ``concat`` combiner (embedding collections) [B, S, N * vec]: the slot's rows side by
+        side, absent and unseen keys as zero rows. ``combiner``: this lookup's, when several
+        lookups of an embedding collection share the table (default: the table's own)."""
+        combiner = combiner or self.combiner
         b, s, n = keys.shape
         rows = self.rows(keys, insert=self.training)
         pad = self.capacity  # the zero row
@@ -188,9 +192,12 @@ class HugeCTREmbedding(nn.Module):
             with torch.no_grad():
                 self.weight[pad].zero_()
         flat = torch.where(rows >= 0, rows, pad).reshape(b * s, n)
+        if combiner == "concat":
+            return F.embedding(flat, self.weight, sparse=self.sparse).reshape(
+                b, s, n * self.vec_size)
         out = F.embedding_bag(flat, self.weight, mode="sum",
                               sparse=self.sparse).reshape(b, s, self.vec_size)
-        if self.combiner == "mean" and n > 1:
+        if combiner == "mean" and n > 1:
             if self.padding_key is None:
                 return out / n
             count = (keys != self.padding_key).sum(dim=2, keepdim=True)
