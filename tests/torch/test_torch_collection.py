@@ -140,5 +140,11 @@ def test_checkpoint_and_to_torch_keep_the_collection(written, tmp_path, capsys):
     feeds = collection_feeds(graph, 5)
     np.testing.assert_allclose(predict(module, feeds), run_reference(graph, feeds)["label"],
                                atol=ATOL)
-    out = ht.save_hugectr(module, tmp_path / "out")
-    assert out.embedding_collection is not None
+    rc = main(["from-torch", str(ckpt), "-o", str(tmp_path / "out")])
+    assert rc == 0
+    desc_out = str(tmp_path / "out" / "model_ebc_0.json")
+    assert f"embedding collection: {desc_out}" in capsys.readouterr().out
+    back = load_ir(str(tmp_path / "out" / "model.json"), str(tmp_path / "out" / "model_dense_0.model"),
+                   None, None, embedding_collection=desc_out)
+    np.testing.assert_allclose(run_reference(back, feeds)["label"],
+                               run_reference(graph, feeds)["label"], atol=ATOL)
