@@ -265,5 +265,6 @@ def description_document(path) -> dict:
     return doc
 
 
-__all__ = ["description_document", "Description", "LookupSpec", "TableSpec", "load_description", "parse_description",
+__all__ = ["description_document", "Description", "LookupSpec", "TableSpec",
+           "load_description", "parse_description",
            "collection_to_ir", "collection_tops", "check_with_dump", "load_collection_tables"]

@@ -75,8 +75,8 @@ def test_lookups_and_predictions_equal_the_reference_and_onnx(written, tmp_path)
                                atol=ATOL)
     converter.convert(str(tmp_path / "m.onnx"), art.graph_config, art.dense_model,
                       ntp_file=art.ntp_file, embedding_collection=desc)
-    np.testing.assert_allclose(predict(module, feeds), run_onnx(tmp_path / "m.onnx", feeds)["label"],
-                               atol=ATOL)
+    np.testing.assert_allclose(predict(module, feeds),
+                               run_onnx(tmp_path / "m.onnx", feeds)["label"], atol=ATOL)
     if name == "mixed":  # the average and the concat lookup read one table, one parameter
         assert module.embedding_keys == ["ebc_hashed", "ebc_hashed", "ebc_cats"]
         assert len(module.embeddings) == 2
@@ -144,7 +144,8 @@ def test_checkpoint_and_to_torch_keep_the_collection(written, tmp_path, capsys):
     assert rc == 0
     desc_out = str(tmp_path / "out" / "model_ebc_0.json")
     assert f"embedding collection: {desc_out}" in capsys.readouterr().out
-    back = load_ir(str(tmp_path / "out" / "model.json"), str(tmp_path / "out" / "model_dense_0.model"),
-                   None, None, embedding_collection=desc_out)
+    back = load_ir(str(tmp_path / "out" / "model.json"),
+                   str(tmp_path / "out" / "model_dense_0.model"), None, None,
+                   embedding_collection=desc_out)
     np.testing.assert_allclose(run_reference(back, feeds)["label"],
                                run_reference(graph, feeds)["label"], atol=ATOL)
