@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 import hugectr2onnx.torch as ht  # noqa: E402
 from hugectr2onnx import converter  # noqa: E402
 from hugectr2onnx.cli import main  # noqa: E402
+from hugectr2onnx.errors import UsageError  # noqa: E402
 from hugectr2onnx.loader import load_model as load_ir  # noqa: E402
 from hugectr2onnx.reference import embedding_reference, run_reference  # noqa: E402
 from hugectr2onnx.verify import random_feeds  # noqa: E402
@@ -149,3 +150,34 @@ def test_checkpoint_and_to_torch_keep_the_collection(written, tmp_path, capsys):
                    embedding_collection=desc_out)
     np.testing.assert_allclose(run_reference(back, feeds)["label"],
                                run_reference(graph, feeds)["label"], atol=ATOL)
+
+
+def test_collection_beside_a_legacy_embedding(tmp_path):
+    """A SparseEmbedding beside the collection: its table goes to a sparse folder, the
+    collection's to the dump; both convert back to the module's predictions."""
+    b, doc = mixed_model(ev=3)
+    b.data["sparse"].insert(1, {"top": "legacy", "slot_num": 2, "nnz_per_slot": [2, 2],
+                                "is_fixed_length": True, "type": "DistributedSlot"})
+    b.embedding(bottom="legacy", top="e_legacy", vec_size=4)
+    b.dense("Reshape", "e_legacy", "r_legacy", leading_dim=8, time_step=0)
+    concat = next(l for l in b.dense_layers if l["top"] == "all")
+    concat["bottom"] = concat["bottom"] + ["r_legacy"]
+    art, desc, _ = write_model(tmp_path / "in", b, doc)
+    with pytest.raises(UsageError, match="need sparse_models besides the embedding collection"):
+        ht.load_model(art.graph_config, art.dense_model, None, art.ntp_file,
+                      embedding_collection=desc)
+    module = ht.load_model(art.graph_config, art.dense_model, art.sparse_models, art.ntp_file,
+                           embedding_collection=desc)
+    assert module.embedding_keys == ["e_legacy", "ebc_hashed", "ebc_hashed", "ebc_cats"]
+    graph = load_ir(art.graph_config, art.dense_model, art.sparse_models, art.ntp_file,
+                    embedding_collection=desc)
+    feeds = collection_feeds(graph, 6)
+    np.testing.assert_allclose(predict(module, feeds), run_reference(graph, feeds)["label"],
+                               atol=ATOL)
+    out = ht.save_hugectr(module, tmp_path / "out")
+    assert len(out.sparse_models) == 1 and out.embedding_collection is not None
+    converter.convert(str(tmp_path / "back.onnx"), out.graph_config, out.dense_model, True,
+                      out.sparse_models, out.ntp_file,
+                      embedding_collection=out.embedding_collection)
+    np.testing.assert_allclose(run_onnx(tmp_path / "back.onnx", feeds)["label"],
+                               predict(module, feeds), atol=ATOL)
