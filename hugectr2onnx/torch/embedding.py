@@ -43,7 +43,7 @@ class _Index:
     def _set_main(self, keys: torch.Tensor, rows: torch.Tensor) -> None:
         """Sorted keys; keys packed in a short range (a static collection table's row
         indices, slot-size tables) also get a direct key -> row array, one gather per key
-        instead of a binary search (2-3x faster lookups, measured)."""
+        instead of a binary search (bench/torch_collection_lookup.py: 1.4-2.2x)."""
         self.keys, self.rows, self.direct = keys, rows, None
         n = keys.numel()
         if n and int(keys[-1]) - int(keys[0]) < DIRECT_SPAN * n:
