@@ -31,4 +31,6 @@ def run(args) -> int:
             print(f"  {label}: {path}")
     for path in out.sparse_models:
         print(f"  sparse: {path}")
+    if out.embedding_collection:  # for --embedding-collection
+        print(f"  embedding collection: {out.embedding_collection}")
     return 0

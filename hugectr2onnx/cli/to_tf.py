@@ -30,7 +30,8 @@ def run(args) -> int:
     pad = padding_key(args.padding_key)
     model = tf_backend.load_model(args.graph_config, args.dense_model, args.sparse_models,
                                   args.ntp_file, key_type=args.key_type, padding_key=pad,
-                                  projection_dims=args.projection_dims, num_gpus=args.num_gpus)
+                                  projection_dims=args.projection_dims, num_gpus=args.num_gpus,
+                                  embedding_collection=args.embedding_collection)
     path = tf_backend.export_saved_model(model, args.output)
     names = ", ".join(model.input_specs())
     print(f"wrote SavedModel {path}: serving_default({names}) -> "

@@ -40,7 +40,8 @@ def run(args) -> int:
         key_type=args.key_type, padding_key=padding_key(args.padding_key),
         projection_dims=args.projection_dims, num_gpus=args.num_gpus,
         strict_finite=args.strict_finite, max_new_keys=args.max_new_keys,
-        sparse_grad=args.sparse_grad, progress=args.progress)
+        sparse_grad=args.sparse_grad, progress=args.progress,
+        embedding_collection=args.embedding_collection)
     path = backend.save_checkpoint(module, args.output)
     print(backend.describe(module))
     print(f"wrote {path}")

@@ -256,5 +256,15 @@ def load_collection_tables(desc: Description, embeddings: list[Embedding], meta=
         emb.table = tables[emb.table_name]
 
 
-__all__ = ["Description", "LookupSpec", "TableSpec", "load_description", "parse_description",
+def description_document(path) -> dict:
+    """The description's JSON document with ``key_type`` taken from the dump (for a backend
+    that writes the collection back; the loader has checked both already)."""
+    desc = load_description(path)
+    doc = json.loads(read_text(path, "embedding collection description"))
+    doc["key_type"] = read_meta_data(desc.dump_dir / "meta_data").key_type
+    return doc
+
+
+__all__ = ["description_document", "Description", "LookupSpec", "TableSpec",
+           "load_description", "parse_description",
            "collection_to_ir", "collection_tops", "check_with_dump", "load_collection_tables"]

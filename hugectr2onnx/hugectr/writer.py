@@ -217,6 +217,7 @@ class Artifacts:
     dense_model: str
     ntp_file: str | None
     sparse_models: list[str]
+    embedding_collection: str | None = None  # description of a written embedding_dump
 
 
 def save_model(builder: ModelBuilder, directory, *, prefix: str = "model", seed: int = 0,

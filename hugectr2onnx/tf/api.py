@@ -14,8 +14,9 @@ import keras
 from ..atomic import staging_dir
 from ..converter import _check_options
 from ..errors import OutputError, UsageError
+from ..hugectr.collection_description import COLLECTION_TYPE, description_document
 from ..hugectr.files import read_text
-from ..hugectr.snapshot import write_snapshot
+from ..hugectr.snapshot import CollectionSnapshot, write_snapshot
 from ..hugectr.writer import Artifacts
 from ..loader import load_model as load_graph
 from ..options import ConvertOptions
@@ -32,12 +33,18 @@ def load_model(graph_config, dense_model, sparse_models=None, ntp_file=None, *,
     ``label_weights``: HugeCTR's per-label loss weights (default 1)."""
     o = ConvertOptions.from_kwargs(options, **kwargs)
     _check_options(o.num_gpus, o.padding_key)
+    ebc = o.embedding_collection
     graph = load_graph(graph_config, dense_model, sparse_models, ntp_file, key_type=o.key_type,
-                       projection_dims=o.projection_dims, strict_finite=o.strict_finite)
+                       projection_dims=o.projection_dims, strict_finite=o.strict_finite,
+                       embedding_collection=ebc)
+    if ebc and sparse_models is None and any(e.table is None for e in graph.embeddings):
+        raise UsageError("the graph's sparse embeddings need sparse_models besides the "
+                         "embedding collection")
     model = HugeCTRModel(graph, graph_json=read_text(graph_config, "graph config"),
-                         convert_embedding=sparse_models is not None,
+                         convert_embedding=sparse_models is not None or bool(ebc),
                          padding_key=o.padding_key, num_gpus=o.num_gpus,
-                         label_weights=label_weights)
+                         label_weights=label_weights,
+                         collection=description_document(ebc) if ebc else None)
     model(model.example_inputs())  # builds the model
     return model
 
@@ -70,19 +77,27 @@ def save_hugectr(model: HugeCTRModel, directory, prefix: str = "model",
                  iteration: int = 0) -> Artifacts:
     """The model's current weights and tables as a HugeCTR snapshot (hugectr/snapshot.py):
     ``{prefix}.json``, ``{prefix}_dense_{iteration}.model`` (+ ``.ntp.json`` for BatchNorm),
-    ``{prefix}{i}_sparse_{iteration}.model/`` folders. The result's ``graph_config``,
-    ``dense_model``, ``sparse_models`` and ``ntp_file`` go straight to ``convert()`` and
-    ``load_model()``."""
+    ``{prefix}{i}_sparse_{iteration}.model/`` folders; an embedding collection as an
+    ``embedding_dump`` folder ``{prefix}_ebc_{iteration}/`` and its description
+    ``{prefix}_ebc_{iteration}.json``. The result's ``graph_config``, ``dense_model``,
+    ``sparse_models``, ``ntp_file`` and ``embedding_collection`` go straight to
+    ``convert()`` and ``load_model()``."""
     if model.graph_json is None:
         raise UsageError("the model has no graph JSON to write (build it with load_model)")
     if not model.convert_embedding and model.graph.embeddings:
         raise UsageError("the model takes embedding vectors (loaded without sparse models): "
                          "it has no tables to write")
     graph = model.to_graph()
-    tables = [emb.table for emb in graph.embeddings]
+    legacy = [e.table for e in graph.embeddings if e.type != COLLECTION_TYPE]
+    collection = None
+    if model.collection is not None:
+        collection = CollectionSnapshot(model.collection, {
+            e.table_name: (e.table.keys, e.table.vectors)
+            for e in graph.embeddings if e.type == COLLECTION_TYPE})
     return write_snapshot(directory, graph, model.graph_json,
                           [{"keys": t.keys, "vectors": t.vectors, "slot_ids": t.slot_ids}
-                           for t in tables], prefix=prefix, iteration=iteration)
+                           for t in legacy], prefix=prefix, iteration=iteration,
+                          collection=collection)
 
 
 class SavedModelRunner:

@@ -5,7 +5,9 @@
   SavedModel serves raw keys and the keys travel in ``variables/`` (no 2 GB graph limit, as
   constants of a ``StaticHashTable`` initializer would have). Unseen keys give zeros.
 * ``sum`` of the found rows per slot; ``mean`` divides by the count of non-padding keys
-  (unseen keys included), as HugeCTR's combiner does.
+  (unseen keys included), as HugeCTR's combiner does; ``concat`` (embedding collections)
+  puts the slot's rows side by side. Lookups of a collection that share a table call one
+  layer with their own combiner.
 * Localized tables whose keys repeat across GPUs look a slot up among the keys of its GPU
   (``slot_id % num_gpus == slot % num_gpus``), like the converter.
 * The vectors are one trainable variable; ``tf.gather`` gives it ``IndexedSlices``
@@ -34,7 +36,8 @@ class HugeCTREmbedding(keras.layers.Layer):
                  slot_ids=None, num_gpus: int = 1, padding_key: int | None = -1, **kwargs):
         super().__init__(**kwargs)
         keys = np.asarray(keys, dtype=np.int64)
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(keys.size, -1)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        vectors = vectors.reshape(keys.size, vectors.shape[-1] if vectors.ndim == 2 else -1)
         group = (np.zeros(keys.size, np.int64) if num_gpus == 1 else
                  (np.asarray(slot_ids, dtype=np.uint64) % np.uint64(num_gpus)).astype(np.int64))
         order = np.argsort(keys) if num_gpus == 1 else np.lexsort((keys, group))
@@ -65,9 +68,17 @@ class HugeCTREmbedding(keras.layers.Layer):
         found = tf.equal(tf.gather(sorted_keys, pos), flat)
         return tf.reshape(pos + start, tf.shape(keys)), tf.reshape(found, tf.shape(keys))
 
-    def call(self, keys):
-        """keys int64 [B, S, N] padded with ``padding_key`` -> [B, S, vec]."""
+    def call(self, keys, combiner=None):
+        """keys int64 [B, S, N] padded with ``padding_key`` -> [B, S, vec], or with the
+        ``concat`` combiner (embedding collections) [B, S, N * vec]: the slot's rows side by
+        side, absent and unseen keys as zero rows. ``combiner``: this lookup's, when several
+        lookups of an embedding collection share the table (default: the table's own)."""
+        combiner = combiner or self.combiner
         keys = tf.cast(keys, tf.int64)
+        width = self.vec_size * (keys.shape[2] if combiner == "concat" else 1)
+        if self.vectors.shape[0] == 0:  # a dynamic table that never saw a key: zeros
+            zero = tf.zeros_like(keys[:, :, :1], dtype=tf.float32)
+            return tf.tile(zero, [1, 1, width])
         if self.num_gpus == 1:
             rows, found = self._rows(keys, 0, self.groups[0][1])
         else:
@@ -80,8 +91,11 @@ class HugeCTREmbedding(keras.layers.Layer):
                    else tf.not_equal(keys, self.padding_key))
         found = tf.logical_and(found, present)
         vectors = tf.gather(self.vectors.value, rows)  # [B, S, N, vec]
-        total = tf.reduce_sum(tf.where(found[..., None], vectors, tf.zeros_like(vectors)), axis=2)
-        if self.combiner == "mean" and keys.shape[2] != 1:
+        vectors = tf.where(found[..., None], vectors, tf.zeros_like(vectors))
+        if combiner == "concat":
+            return tf.reshape(vectors, [-1, keys.shape[1], width])
+        total = tf.reduce_sum(vectors, axis=2)
+        if combiner == "mean" and keys.shape[2] != 1:
             count = tf.reduce_sum(tf.cast(present, total.dtype), axis=2, keepdims=True)
             total = total / tf.maximum(count, 1.0)
         return total

@@ -9,6 +9,7 @@ import tensorflow as tf
 import keras
 
 from ..errors import UsageError
+from ..hugectr.collection_description import COLLECTION_TYPE
 from ..hugectr.sparse import check_keys
 from ..ir import Graph, Layer
 from ..layers.base import Registry, default_registry
@@ -94,7 +95,7 @@ class HugeCTRModel(keras.Model):
                  convert_embedding: bool = True,
                  padding_key: int | None = -1, num_gpus: int | None = None,
                  label_weights: dict | None = None, registry: Registry | None = None,
-                 name: str | None = None):
+                 name: str | None = None, collection: dict | None = None):
         super().__init__(name=keras_name(name or graph.model_name or "hugectr"))
         registry = registry or default_registry()
         self.graph, self.graph_json = graph, graph_json  # the JSON text save_hugectr writes
@@ -105,14 +106,19 @@ class HugeCTRModel(keras.Model):
                              f"{[o.name for o in graph.outputs]}")
         self.label_weights = {o.name: float((label_weights or {}).get(o.name, 1.0))
                               for o in graph.outputs}
-        self.embedding_layers = []
+        self.collection = collection  # the embedding collection's description document
+        self.embedding_layers = []  # per graph embedding; a collection's shared tables: one
+        tables = {}
         for emb in graph.embeddings if convert_embedding else []:
             t = emb.table
-            gpus = check_keys(t, emb, num_gpus)  # 1 unless Localized keys repeat across GPUs
-            self.embedding_layers.append(HugeCTREmbedding(
-                t.keys, t.vectors, slot_num=emb.slot_num, combiner=emb.combiner,
-                slot_ids=t.slot_ids if emb.localized else None, num_gpus=gpus,
-                padding_key=padding_key, name=keras_name(emb.top)))
+            if id(t) not in tables:
+                gpus = check_keys(t, emb, num_gpus)  # 1 unless Localized keys repeat
+                name = (f"ebc_{emb.table_name}" if emb.type == COLLECTION_TYPE else emb.top)
+                tables[id(t)] = HugeCTREmbedding(
+                    t.keys, t.vectors, slot_num=emb.slot_num, combiner=emb.combiner,
+                    slot_ids=t.slot_ids if emb.localized else None, num_gpus=gpus,
+                    padding_key=padding_key, name=keras_name(name))
+            self.embedding_layers.append(tables[id(t)])
         self.graph_layers = [GraphLayer(registry.get(l.type), l) for l in graph.layers]
         self.loss_layers = {l.bottoms[1]: (g.handler, l) for g, l in
                             zip(self.graph_layers, graph.layers) if g.handler.is_loss}
@@ -155,7 +161,7 @@ class HugeCTRModel(keras.Model):
                 raise UsageError(f"missing input {name!r} (the model's inputs: "
                                  f"{', '.join(self.input_specs())})")
         for emb, layer in zip(self.graph.embeddings, self.embedding_layers):
-            values[emb.top] = layer(values[emb.bottom])
+            values[emb.top] = layer(values[emb.bottom], combiner=emb.combiner)
         logits, preds = {}, {}
         for graph_layer, layer in zip(self.graph_layers, self.graph.layers):
             ys = graph_layer([values.get(b) for b in layer.bottoms], training=training)
@@ -224,7 +230,10 @@ class HugeCTRModel(keras.Model):
         for layer, graph_layer in zip(graph.layers, self.graph_layers):
             layer.weights = {k: v.numpy() for k, v in graph_layer.params.items()}
         graph.embeddings = [copy.copy(e) for e in self.graph.embeddings]
+        tables = {}  # a table shared by collection lookups stays one object
         for emb, layer in zip(graph.embeddings, self.embedding_layers):
-            t = layer.table()
-            emb.table = EmbeddingTable(t["keys"], t["vectors"], t.get("slot_ids"))
+            if id(layer) not in tables:
+                t = layer.table()
+                tables[id(layer)] = EmbeddingTable(t["keys"], t["vectors"], t.get("slot_ids"))
+            emb.table = tables[id(layer)]
         return graph

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ def save_checkpoint(module: HugeCTRModule, path) -> str:
     """Write ``path`` atomically (a temp file, then rename)."""
     crosses = [l.params.get("projection_dim", 0) for l in module.graph.layers
                if l.type == "MultiCross"]
-    tables = [module.embeddings[k] for k in module.embeddings]
+    tables = [module.embeddings[k] for k in module.embedding_keys]  # per graph embedding
     state = module.state_dict()
     for name, emb in module.embeddings.items():  # rows in use only: reserved rows are redrawn
         n = int(emb.num_keys)
@@ -31,7 +32,8 @@ def save_checkpoint(module: HugeCTRModule, path) -> str:
            "source": module.graph.source, "padding_key": module.padding_key,
            "projection_dims": crosses, "with_tables": bool(tables),
            "capacities": [t.capacity for t in tables], "table_gpus": [t.num_gpus for t in tables],
-           "sparse": any(t.sparse for t in tables), "state_dict": state}
+           "sparse": any(t.sparse for t in tables), "state_dict": state,
+           "collection": None if module.collection is None else json.dumps(module.collection)}
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(doc, tmp)
@@ -53,14 +55,15 @@ def load_checkpoint(path) -> HugeCTRModule:
     if doc.get("version") != VERSION:
         raise InputFileError(f"checkpoint version {doc.get('version')!r}, this tool reads "
                              f"{VERSION}", file=str(path), where="version")
+    collection = json.loads(doc["collection"]) if doc.get("collection") else None
     graph = graph_from_json(doc["graph_json"], doc.get("source") or str(path),
-                            doc["projection_dims"] or None)
+                            doc["projection_dims"] or None, collection)
     state = dict(doc["state_dict"])
     tables = doc["with_tables"]
     module = HugeCTRModule(graph, graph_json=doc["graph_json"], padding_key=doc["padding_key"],
                            table_gpus=doc["table_gpus"] or None,
                            capacities=doc["capacities"] or None, sparse=doc["sparse"],
-                           with_tables=tables)
+                           with_tables=tables, collection=collection)
     try:
         for name, emb in module.embeddings.items():
             parts = {p: state.pop(f"embeddings.{name}.{p}", None)

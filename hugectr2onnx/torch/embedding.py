@@ -28,6 +28,7 @@ from ..progress import progress_bar
 NEW_ROW_BOUND = 0.05  # HugeCTR's init_embedding: UniformGenerator::fill(-0.05f, 0.05f)
 COPY_ROWS = 1 << 20
 MIN_DELTA = 1 << 14  # merge the delta of new keys into the main index beyond this size
+DIRECT_SPAN = 2  # direct key -> row array when the keys span less than 2x their count
 
 
 class _Index:
@@ -35,9 +36,21 @@ class _Index:
 
     def __init__(self, keys: torch.Tensor, rows: torch.Tensor):
         order = torch.argsort(keys)
-        self.keys, self.rows = keys[order], rows[order]
+        self._set_main(keys[order], rows[order])
         self.delta_keys = keys[:0]
         self.delta_rows = rows[:0]
+
+    def _set_main(self, keys: torch.Tensor, rows: torch.Tensor) -> None:
+        """Sorted keys; keys packed in a short range (a static collection table's row
+        indices, slot-size tables) also get a direct key -> row array, one gather per key
+        instead of a binary search (bench/torch_collection_lookup.py: 1.4-2.2x)."""
+        self.keys, self.rows, self.direct = keys, rows, None
+        n = keys.numel()
+        if n and int(keys[-1]) - int(keys[0]) < DIRECT_SPAN * n:
+            self.low = int(keys[0])
+            self.direct = torch.full((int(keys[-1]) - self.low + 1,), -1, dtype=rows.dtype,
+                                     device=rows.device)
+            self.direct[keys - self.low] = rows
 
     @staticmethod
     def _search(sorted_keys, rows, q):
@@ -48,7 +61,12 @@ class _Index:
 
     def find(self, q: torch.Tensor) -> torch.Tensor:
         """Row of each key, -1 where absent."""
-        found = self._search(self.keys, self.rows, q)
+        if self.direct is not None:
+            last = self.direct.numel() - 1
+            inside = (q >= self.low) & (q <= self.low + last)  # q - low may wrap outside
+            found = torch.where(inside, self.direct[(q - self.low).clamp(0, last)], -1)
+        else:
+            found = self._search(self.keys, self.rows, q)
         if self.delta_keys.numel():
             found = torch.where(found >= 0, found, self._search(self.delta_keys, self.delta_rows, q))
         return found
@@ -59,7 +77,7 @@ class _Index:
         if dk.numel() > max(MIN_DELTA, self.keys.numel() // 8):
             dk, dr = torch.cat([self.keys, dk]), torch.cat([self.rows, dr])
             order = torch.argsort(dk)
-            self.keys, self.rows = dk[order], dr[order]
+            self._set_main(dk[order], dr[order])
             self.delta_keys, self.delta_rows = dk[:0], dr[:0]
         else:
             order = torch.argsort(dk)
@@ -177,8 +195,12 @@ class HugeCTREmbedding(nn.Module):
         return index.find(q)
 
     # ---------------------------------------------------------------- lookup
-    def forward(self, keys: torch.Tensor) -> torch.Tensor:
-        """keys int64 [B, S, N] (padded with ``padding_key``) -> [B, S, vec]."""
+    def forward(self, keys: torch.Tensor, combiner: str | None = None) -> torch.Tensor:
+        """keys int64 [B, S, N] (padded with ``padding_key``) -> [B, S, vec], or with the
+        ``concat`` combiner (embedding collections) [B, S, N * vec]: the slot's rows side by
+        side, absent and unseen keys as zero rows. ``combiner``: this lookup's, when several
+        lookups of an embedding collection share the table (default: the table's own)."""
+        combiner = combiner or self.combiner
         b, s, n = keys.shape
         rows = self.rows(keys, insert=self.training)
         pad = self.capacity  # the zero row
@@ -188,9 +210,12 @@ class HugeCTREmbedding(nn.Module):
             with torch.no_grad():
                 self.weight[pad].zero_()
         flat = torch.where(rows >= 0, rows, pad).reshape(b * s, n)
+        if combiner == "concat":
+            return F.embedding(flat, self.weight, sparse=self.sparse).reshape(
+                b, s, n * self.vec_size)
         out = F.embedding_bag(flat, self.weight, mode="sum",
                               sparse=self.sparse).reshape(b, s, self.vec_size)
-        if self.combiner == "mean" and n > 1:
+        if combiner == "mean" and n > 1:
             if self.padding_key is None:
                 return out / n
             count = (keys != self.padding_key).sum(dim=2, keepdim=True)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
+from ..hugectr.collection_description import COLLECTION_TYPE
 from ..ir import Graph, Layer
 from ..layers.base import Registry, default_registry
 from .embedding import HugeCTREmbedding
@@ -29,6 +30,14 @@ def module_key(tensor: str) -> str:
     ModuleDict's own attributes such as 'keys' cannot be names)."""
     key = tensor.replace(".", "_") or "_"
     return f"{key}_" if key in _TAKEN else key
+
+
+def table_key(emb) -> str:
+    """The module of an embedding's table: lookups of an embedding collection that share a
+    table share one module, ``ebc_<table name>``."""
+    if emb.type == COLLECTION_TYPE:
+        return module_key(f"ebc_{emb.table_name}")
+    return module_key(emb.top)
 
 
 def _unique(modules: nn.ModuleDict, key: str, index: int) -> str:
@@ -61,7 +70,7 @@ class HugeCTRModule(nn.Module):
                  padding_key: int | None = -1, table_gpus: list[int] | None = None,
                  capacities: list[int] | None = None, sparse: bool = False,
                  with_tables: bool | None = None, progress: bool | None = None,
-                 registry: Registry | None = None):
+                 registry: Registry | None = None, collection: dict | None = None):
         super().__init__()
         registry = registry or default_registry()
         self.graph, self.graph_json, self.padding_key = graph, graph_json, padding_key
@@ -79,10 +88,16 @@ class HugeCTRModule(nn.Module):
             self._keys.append(key)
         if with_tables is None:
             with_tables = any(e.table is not None for e in graph.embeddings)
+        self.collection = collection  # the embedding collection's description document
         self.embeddings = nn.ModuleDict()
+        self.embedding_keys: list[str] = []  # per graph embedding, its table's module
         for k, emb in enumerate(graph.embeddings if with_tables else []):
+            key = table_key(emb)
+            self.embedding_keys.append(key)
+            if key in self.embeddings:  # a collection table serving another lookup
+                continue
             t = emb.table
-            self.embeddings[module_key(emb.top)] = HugeCTREmbedding(
+            self.embeddings[key] = HugeCTREmbedding(
                 emb.vec_size, emb.slot_num, combiner=emb.combiner,
                 keys=None if t is None else t.keys, vectors=None if t is None else t.vectors,
                 slot_ids=None if t is None else t.slot_ids, localized=emb.localized,
@@ -166,10 +181,11 @@ class HugeCTRModule(nn.Module):
         values: dict = {}
         if graph.data.dense_dim:
             values[graph.data.dense_name] = self._input(inputs, graph.data.dense_name, dtype)
-        for emb in graph.embeddings:
+        keys_of = self.embedding_keys or [None] * len(graph.embeddings)
+        for emb, key in zip(graph.embeddings, keys_of):
             if self.embeddings:
                 keys = self._input(inputs, emb.bottom, torch.int64)
-                values[emb.top] = self.embeddings[module_key(emb.top)](keys).to(dtype)
+                values[emb.top] = self.embeddings[key](keys, emb.combiner).to(dtype)
             else:
                 values[emb.top] = self._input(inputs, emb.top, dtype)
         if labels:
@@ -207,9 +223,20 @@ class HugeCTRModule(nn.Module):
                 for n, t in self.layers[key].tensors().items()}
 
     def tables(self) -> list[dict]:
-        """Per embedding, the rows in use: keys, vectors, and slot ids for Localized."""
-        return [self.embeddings[module_key(e.top)].table() for e in self.graph.embeddings] \
-            if self.embeddings else []
+        """Per embedding outside the embedding collection, the rows in use: keys, vectors,
+        and slot ids for Localized."""
+        return [self.embeddings[k].table() for e, k in zip(self.graph.embeddings,
+                                                           self.embedding_keys)
+                if e.type != COLLECTION_TYPE]
+
+    def collection_tables(self) -> dict:
+        """The embedding collection's tables by name: (keys, vectors) of the rows in use."""
+        out = {}
+        for e, k in zip(self.graph.embeddings, self.embedding_keys):
+            if e.type == COLLECTION_TYPE and e.table_name not in out:
+                t = self.embeddings[k].table()
+                out[e.table_name] = (t["keys"], t["vectors"])
+        return out
 
 
 def describe(module: HugeCTRModule) -> str:

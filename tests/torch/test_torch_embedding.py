@@ -130,3 +130,25 @@ def test_adagrad_on_sparse_gradients_updates_only_the_batch_rows():
     w = e.weight.detach().numpy()
     np.testing.assert_array_equal(w[0], VECS[0])
     np.testing.assert_allclose(w[1:3], VECS[1:] - 0.1, rtol=1e-6)  # Adagrad's first step: lr
+
+
+@pytest.mark.parametrize("low", [0, -500, 2 ** 63 - 1000])
+def test_packed_keys_use_a_direct_row_array(low):
+    """Keys packed in a short range (a static collection table's row indices) are looked up
+    in a direct key -> row array; every query, also ones whose offset wraps around int64,
+    gives the row a plain dictionary gives."""
+    from hugectr2onnx.torch.embedding import _Index
+
+    rng = np.random.default_rng(0)
+    keys = np.arange(low, low + 1000, dtype=np.int64)[rng.permutation(1000)][:900]
+    index = _Index(torch.from_numpy(keys), torch.arange(900))
+    assert index.direct is not None
+    edges = [min(max(v, -2 ** 63), 2 ** 63 - 1)
+             for v in (low - 1, low + 1000, -2 ** 63, -2 ** 63 + 5, 2 ** 63 - 1)]
+    q = np.concatenate([keys[:50], np.array(edges, np.int64),
+                        rng.integers(low - 200, min(low + 1200, 2 ** 63 - 1), 200)])
+    row_of = {int(k): r for r, k in enumerate(keys)}
+    want = [row_of.get(int(k), -1) for k in q]
+    assert index.find(torch.from_numpy(q)).tolist() == want
+    index.add(torch.tensor([low - 7]), torch.tensor([900]))  # a new key: the delta
+    assert index.find(torch.tensor([low - 7, int(keys[3])])).tolist() == [900, 3]
