@@ -214,7 +214,43 @@ def bench_scoring(url: str, work: Path, keys: int, batch: int, repeats: int, thr
         target = "; target >= 0.25x" if kind == "uniform" and not cache else ""
         print(f"  {label}: in-ONNX {base:,.0f} samples/s, Redis {got:,.0f} samples/s, ratio "
               f"{got / base:.2f}x{hit}{target}")
+    bench_lookup_stage(url, art.graph_config, dense, lambda: feeds("zipf"), repeats, threads,
+                       cache_keys)
     flush(url)
+
+
+def bench_lookup_stage(url, graph_config, dense, draw, repeats, threads, cache_keys) -> None:
+    """The lookup stage alone (np.unique, cache, HMGETs, pooling; no MLP), cache off and on,
+    on the same Zipf batches. The cache is warmed on other batches first, and every measured
+    batch is new to it (a cache that has seen the very batches it is timed on flatters)."""
+    warm = [draw() for _ in range(8)]
+    fresh = [draw() for _ in range(8 * repeats)]
+    rates, rows = {}, []
+    for _ in range(repeats):  # off and on interleaved; median over rounds
+        for cache in (0, cache_keys):
+            with RedisScorer(dense, graph_config, f"{url}/dcn", cache_keys=cache,
+                             threads=threads) as s:
+                for f in warm:
+                    s.embed(f)
+                st = s.tables.stats[0]
+                keys0, fetched0 = st.distinct, st.fetched
+                times = []
+                for f in fresh:
+                    t = time.perf_counter()
+                    s.embed(f)
+                    times.append(time.perf_counter() - t)
+                batch = next(iter(fresh[0].values())).shape[0]
+                rates.setdefault(cache, []).append(batch / statistics.median(times))
+                rows.append((cache, (st.distinct - keys0) / len(fresh),
+                             (st.fetched - fetched0) / len(fresh)))
+    off, on = statistics.median(rates[0]), statistics.median(rates[cache_keys])
+    per = {c: (d, f) for c, d, f in rows}
+    print(f"  lookup stage alone, zipf keys (a = 1.2), {len(fresh)} batches new to the cache: "
+          f"cache off {off:,.0f} samples/s (runs {', '.join(f'{x:,.0f}' for x in rates[0])}), "
+          f"LRU {cache_keys:,} keys {on:,.0f} samples/s (runs "
+          f"{', '.join(f'{x:,.0f}' for x in rates[cache_keys])}), ratio {on / off:.2f}x; "
+          f"distinct keys per batch {per[0][0]:,.0f}, fetched from Redis per batch: "
+          f"{per[0][1]:,.0f} off, {per[cache_keys][1]:,.0f} on")
 
 
 def bench_ray(work: Path, rows: int, batch: int, repeats: int) -> None:
