@@ -12,6 +12,7 @@ ratios measured in the same run:
 
     python3 bench/redis_throughput.py                  # all three
     python3 bench/redis_throughput.py --skip-ray --keys 2000000
+    python3 bench/redis_throughput.py --skip-scoring --skip-ray --load-chunk-mb 16 32
 """
 
 from __future__ import annotations
@@ -322,7 +323,7 @@ def main() -> None:
     ap.add_argument("--url", default=None, help="an existing Redis (default: start one)")
     ap.add_argument("--load-keys", type=int, default=2_000_000)
     ap.add_argument("--load-vec", type=int, nargs="+", default=[32, 128])
-    ap.add_argument("--load-chunk-mb", type=float, nargs="+", default=[16],
+    ap.add_argument("--load-chunk-mb", type=float, nargs="+", default=[32],
                     help="chunk sizes to compare (interleaved runs)")
     ap.add_argument("--load-cluster", action=argparse.BooleanOptionalAction, default=True,
                     help="also load into a local 3-node cluster")

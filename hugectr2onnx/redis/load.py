@@ -24,7 +24,7 @@ from .layout import (DEFAULT_PARTITIONS, key_fields, partition_key, partition_of
 from .resp import encode_command, encode_grouped, frame_width, pack
 from .store import RedisOptions, RedisStore
 
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 32 << 20  # larger first HSETs presize the hashes: see docs/redis.md
 
 
 @dataclass
