@@ -12,6 +12,7 @@ ratios measured in the same run:
 
     python3 bench/redis_throughput.py                  # all three
     python3 bench/redis_throughput.py --skip-ray --keys 2000000
+    python3 bench/redis_throughput.py --skip-scoring --skip-ray --load-chunk-mb 16 32
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def flush(url: str) -> None:
         r.flushall()
 
 
-def bench_load(url: str, work: Path, keys: int, vec: int, repeats: int, what: str) -> None:
+def bench_load(url: str, work: Path, keys: int, vec: int, repeats: int, what: str,
+               chunk_mbs=(16,)) -> None:
     b = ModelBuilder().input(dense_dim=1, sparse=[{"top": "data", "slot_num": 1}])
     b.embedding(bottom="data", top="emb", vec_size=vec)
     b.dense("Reshape", "emb", "r", leading_dim=vec)
@@ -137,19 +139,25 @@ def bench_load(url: str, work: Path, keys: int, vec: int, repeats: int, what: st
     table = {"keys": rng.permutation(np.arange(keys, dtype=np.int64) * 7919),
              "vectors": rng.standard_normal((keys, vec)).astype(np.float32)}
     art = save_model(b, work / f"load{vec}", tables=[table])
-    rates, server = [], []
-    for _ in range(repeats):
-        flush(url)
-        cpu0 = server_cpu(url)
-        r = load_tables(url, "bench", art.graph_config, art.sparse_models, progress=False)
-        server.append(server_cpu(url) - cpu0)
-        rates.append(r.mb_per_s)
-    mb = r.payload_bytes / 1e6
-    print(f"bulk load into {what}: {keys:,} keys x {vec} floats = {mb:.0f} MB, 16 partitions: "
-          f"median {statistics.median(rates):.1f} MB/s (runs: "
-          f"{', '.join(f'{x:.1f}' for x in rates)}); target >= 100 MB/s; redis-server CPU "
-          f"{statistics.median(server):.2f} s = {mb / statistics.median(server):.0f} MB per "
-          f"server CPU-second (the bound when the server has a core to itself)")
+    rates, server, client = {}, {}, {}
+    for _ in range(repeats):  # chunk sizes interleaved
+        for mb in chunk_mbs:
+            flush(url)
+            cpu0, own0 = server_cpu(url), time.process_time()
+            r = load_tables(url, "bench", art.graph_config, art.sparse_models, progress=False,
+                            chunk_bytes=int(mb * 2 ** 20))
+            client.setdefault(mb, []).append(time.process_time() - own0)
+            server.setdefault(mb, []).append(server_cpu(url) - cpu0)
+            rates.setdefault(mb, []).append(r.mb_per_s)
+    size = r.payload_bytes / 1e6
+    for mb in chunk_mbs:
+        srv = statistics.median(server[mb])
+        print(f"bulk load into {what}: {keys:,} keys x {vec} floats = {size:.0f} MB, 16 "
+              f"partitions, --chunk-mb {mb}: median {statistics.median(rates[mb]):.1f} MB/s "
+              f"(runs: {', '.join(f'{x:.1f}' for x in rates[mb])}); target >= 100 MB/s; "
+              f"redis-server CPU {srv:.2f} s = {size / srv:.0f} MB per server CPU-second (the "
+              f"bound when the server has a core to itself); client CPU "
+              f"{statistics.median(client[mb]):.2f} s")
     flush(url)
 
 
@@ -214,7 +222,58 @@ def bench_scoring(url: str, work: Path, keys: int, batch: int, repeats: int, thr
         target = "; target >= 0.25x" if kind == "uniform" and not cache else ""
         print(f"  {label}: in-ONNX {base:,.0f} samples/s, Redis {got:,.0f} samples/s, ratio "
               f"{got / base:.2f}x{hit}{target}")
+    bench_lookup_stage(url, art.graph_config, dense, lambda: feeds("zipf"), repeats, threads,
+                       cache_keys)
     flush(url)
+
+
+def bench_lookup_stage(url, graph_config, dense, draw, repeats, threads, cache_keys) -> None:
+    """The lookup stage alone (np.unique, cache, HMGETs, pooling; no MLP), cache off and on,
+    on the same Zipf batches. The cache is warmed on other batches first, and every measured
+    batch is new to it (a cache that has seen the very batches it is timed on flatters)."""
+    warm = [draw() for _ in range(8)]
+    fresh = [draw() for _ in range(8 * repeats)]
+    rates, rows = {}, []
+    for _ in range(repeats):  # off and on interleaved; median over rounds
+        for cache in (0, cache_keys):
+            with RedisScorer(dense, graph_config, f"{url}/dcn", cache_keys=cache,
+                             threads=threads) as s:
+                in_redis = [0.0]
+                exchange = s.store.exchange
+
+                def timed(*a, _exchange=exchange, _acc=in_redis, **k):
+                    t = time.perf_counter()
+                    try:
+                        return _exchange(*a, **k)
+                    finally:
+                        _acc[0] += time.perf_counter() - t
+
+                s.store.exchange = timed  # the round trips' share of the stage
+                for f in warm:
+                    s.embed(f)
+                st = s.tables.stats[0]
+                keys0, fetched0 = st.distinct, st.fetched
+                in_redis[0] = 0.0
+                times = []
+                for f in fresh:
+                    t = time.perf_counter()
+                    s.embed(f)
+                    times.append(time.perf_counter() - t)
+                batch = next(iter(fresh[0].values())).shape[0]
+                rates.setdefault(cache, []).append(batch / statistics.median(times))
+                rows.append((cache, (st.distinct - keys0) / len(fresh),
+                             (st.fetched - fetched0) / len(fresh),
+                             in_redis[0] / len(fresh) * 1e3, sum(times) / len(fresh) * 1e3))
+    off, on = statistics.median(rates[0]), statistics.median(rates[cache_keys])
+    per = {c: r for c, *r in rows}
+    print(f"  lookup stage alone, zipf keys (a = 1.2), {len(fresh)} batches new to the cache: "
+          f"cache off {off:,.0f} samples/s (runs {', '.join(f'{x:,.0f}' for x in rates[0])}), "
+          f"LRU {cache_keys:,} keys {on:,.0f} samples/s (runs "
+          f"{', '.join(f'{x:,.0f}' for x in rates[cache_keys])}), ratio {on / off:.2f}x; "
+          f"distinct keys per batch {per[0][0]:,.0f}, fetched from Redis per batch: "
+          f"{per[0][1]:,.0f} off, {per[cache_keys][1]:,.0f} on; ms per batch in Redis "
+          f"round trips / whole stage: {per[0][2]:.1f} / {per[0][3]:.1f} off, "
+          f"{per[cache_keys][2]:.1f} / {per[cache_keys][3]:.1f} on")
 
 
 def bench_ray(work: Path, rows: int, batch: int, repeats: int) -> None:
@@ -264,6 +323,8 @@ def main() -> None:
     ap.add_argument("--url", default=None, help="an existing Redis (default: start one)")
     ap.add_argument("--load-keys", type=int, default=2_000_000)
     ap.add_argument("--load-vec", type=int, nargs="+", default=[32, 128])
+    ap.add_argument("--load-chunk-mb", type=float, nargs="+", default=[32],
+                    help="chunk sizes to compare (interleaved runs)")
     ap.add_argument("--load-cluster", action=argparse.BooleanOptionalAction, default=True,
                     help="also load into a local 3-node cluster")
     ap.add_argument("--keys", type=int, default=1_000_000, help="keys of the scoring table")
@@ -287,13 +348,14 @@ def main() -> None:
         if not args.skip_load:
             for vec in args.load_vec:
                 keys = args.load_keys * 32 // vec  # the same payload for each width
-                bench_load(url, work, keys, vec, args.repeats, "a standalone server")
+                bench_load(url, work, keys, vec, args.repeats, "a standalone server",
+                           args.load_chunk_mb)
             if args.load_cluster:
                 cluster, curl = start_cluster(work / "cluster")
                 try:
                     for vec in args.load_vec:
                         bench_load(curl, work, args.load_keys * 32 // vec, vec, args.repeats,
-                                   "a 3-node cluster")
+                                   "a 3-node cluster", args.load_chunk_mb)
                 finally:
                     for p in cluster:
                         p.terminate()

@@ -52,16 +52,9 @@ class _RowGroupScorer:
     def __call__(self, items: dict) -> dict:
         outs: dict[str, list] = {}
         for path, group, first in zip(items["path"], items["group"], items["first_row"]):
-            pf = self.reader._open(str(path))
-            names, schema = self.reader._columns(pf, str(path))
-            self.reader._check_types(schema, str(path))
-            self.reader._index_names = names
-            row = int(first)
-            for rb in pf.iter_batches(batch_size=self.batch_size, row_groups=[int(group)],
-                                      columns=list(dict.fromkeys(names.values())),
-                                      use_threads=False):
-                chunk = self.reader._decode(rb, str(path), row)
-                row += rb.num_rows
+            part = self.reader.open(str(path))
+            for chunk in part.chunks(self.batch_size, row_groups=[int(group)],
+                                     first_row=int(first)):
                 feeds = {self.layout.dense_name: chunk.dense}
                 feeds.update((s.name, k) for s, k in zip(self.layout.sparse, chunk.keys))
                 n = len(chunk)

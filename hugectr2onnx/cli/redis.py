@@ -28,8 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     load.add_argument("--replace", action="store_true",
                       help="delete what the tables hold first (a new snapshot, or data not "
                       "written by this tool)")
-    load.add_argument("--chunk-mb", type=float, default=16,
-                      help="payload per pipelined chunk, bounds memory (default 16)")
+    load.add_argument("--chunk-mb", type=float, default=32,
+                      help="payload per pipelined chunk; memory is about three chunks "
+                      "(default 32)")
     load.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                       help="progress bar (default: when stderr is a terminal)")
     add_connection_args(load)

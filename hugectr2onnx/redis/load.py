@@ -21,10 +21,10 @@ from ..loader import as_list
 from ..progress import progress_bar
 from .layout import (DEFAULT_PARTITIONS, key_fields, partition_key, partition_of,
                      partition_order, tag_name)
-from .resp import encode_command
+from .resp import encode_command, encode_grouped, frame_width, pack
 from .store import RedisOptions, RedisStore
 
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 32 << 20  # larger first HSETs presize the hashes: see docs/redis.md
 
 
 @dataclass
@@ -161,10 +161,13 @@ def _load_one(store, tag, name, table, vec_size, partitions, key_bytes, chunk_by
                   rows, "complete", 0, "rows_done", start, table=name, key=marker)
     row_bytes = key_bytes + 4 * vec_size
     step = max(1, chunk_bytes // row_bytes)
+    buffers = _Buffers(min(step, rows - start), key_bytes, vec_size)
     t0 = time.perf_counter()
     with progress_bar((rows - start) * row_bytes, f"redis {name}", progress) as bar:
-        # chunk i+1 is encoded while Redis executes chunk i
+        # chunk i+1 is encoded while Redis executes chunk i; the progress record of a chunk
+        # whose replies came back travels in the next chunk's pipeline (no round trip of its own)
         inflight = None  # (commands, pending, end row)
+        done = start
         for a in list(range(start, rows, step)) + [None]:
             nxt = None
             if a is not None:
@@ -179,16 +182,17 @@ def _load_one(store, tag, name, table, vec_size, partitions, key_bytes, chunk_by
                     budget[0] -= 1
                 b = min(rows, a + step)
                 nxt = _chunk_commands(tag, table.keys[a:b], table.vectors[a:b], partitions,
-                                      key_bytes)
+                                      key_bytes, buffers)
             if inflight is not None:
                 done = _finish(store, inflight, name)
-                store.command("HSET", marker, "rows_done", done, table=name, key=marker)
                 bar.update((done - start - result.rows_sent) * row_bytes)
                 result.rows_sent = done - start
             if nxt is not None:
+                if done > start:
+                    nxt.insert(0, (marker, pack(b"HSET", marker, b"rows_done", done)))
                 inflight = (nxt, _submit(store, nxt, name), b)
     result.seconds = time.perf_counter() - t0
-    store.command("HSET", marker, "complete", 1, table=name, key=marker)
+    store.command("HSET", marker, "rows_done", rows, "complete", 1, table=name, key=marker)
     result.stored = _stored(store, tag, partitions, name)
     return result
 
@@ -219,22 +223,32 @@ def _finish(store, inflight, name) -> int:
     return end
 
 
-def _chunk_commands(tag, keys, vectors, partitions, key_bytes):
+class _Buffers:
+    """Encoding buffers reused for every chunk: one scratch, and two outputs taken in turn
+    (a chunk's frames stay intact until its replies are read: it may be sent again)."""
+
+    def __init__(self, rows: int, key_bytes: int, vec_size: int):
+        size = rows * frame_width(key_bytes, 4 * vec_size)
+        self.scratch = np.empty(size, np.uint8)
+        self.outs = [np.empty(size, np.uint8), np.empty(size, np.uint8)]
+        self.turn = 0
+
+    def next_out(self) -> np.ndarray:
+        self.turn ^= 1
+        return self.outs[self.turn]
+
+
+def _chunk_commands(tag, keys, vectors, partitions, key_bytes, buffers=None):
+    """One HSET per partition hash the chunk's rows fall into."""
     keys = np.asarray(keys)
-    vectors = np.ascontiguousarray(vectors, dtype="<f4")
     part = partition_of(keys, partitions)
     order = partition_order(part, partitions)
     bounds = np.searchsorted(part[order], np.arange(partitions + 1))
-    fields = key_fields(keys, key_bytes)[order]
-    values = vectors.view(np.uint8).reshape(len(keys), -1)[order]
-    commands = []
-    for p in range(partitions):
-        lo, hi = bounds[p], bounds[p + 1]
-        if hi > lo:
-            name_p = partition_key(tag, p)
-            commands.append((name_p, encode_command(b"HSET", name_p, fields[lo:hi],
-                                                    values[lo:hi])))
-    return commands
+    values = np.ascontiguousarray(vectors, dtype="<f4").view(np.uint8).reshape(len(keys), -1)
+    return encode_grouped(b"HSET", [partition_key(tag, p) for p in range(partitions)], bounds,
+                          order, key_fields(keys, key_bytes), values,
+                          scratch=None if buffers is None else buffers.scratch,
+                          out=None if buffers is None else buffers.next_out())
 
 
 def _has_partition(store, tag, partitions, name) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import ServiceError, UsageError
+from .resp import buffers
 
 PASSWORD_ENV = "HUGECTR2ONNX_REDIS_PASSWORD"
 
@@ -79,6 +80,7 @@ class RedisStore:
         self._cluster = None
         self._client = None
         self._pool = None
+        self._sender_pool = None
         self._connect("connect")
 
     # ------------------------------------------------------------------ connection
@@ -125,7 +127,14 @@ class RedisStore:
             return self._client
         return self._cluster.get_node_from_key(name).redis_connection
 
+    def _senders(self) -> ThreadPoolExecutor:
+        if self._sender_pool is None:
+            self._sender_pool = ThreadPoolExecutor(8, thread_name_prefix="hugectr2onnx-send")
+        return self._sender_pool
+
     def close(self) -> None:
+        if self._sender_pool is not None:
+            self._sender_pool.shutdown()
         for c in (self._client, self._cluster):
             if c is not None:
                 c.close()
@@ -196,9 +205,16 @@ class RedisStore:
         try:
             for client, idx in groups.values():
                 pool = client.connection_pool
-                conn = pool.get_connection()
-                pending.sent.append((pool, conn, idx))
-                conn.send_packed_command([commands[i][1] for i in idx])
+                pending.sent.append((pool, pool.get_connection(), idx))
+
+            def send(entry):
+                _, conn, idx = entry
+                conn.send_packed_command(buffers(commands[i][1] for i in idx))
+
+            if len(pending.sent) == 1:
+                send(pending.sent[0])
+            else:  # a blocking send per node would leave the other nodes idle meanwhile
+                list(self._senders().map(send, pending.sent))
         except BaseException:
             pending.abandon()
             raise
@@ -265,7 +281,7 @@ def _pipeline(client, payloads: list[bytes]) -> list:
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
-        conn.send_packed_command(payloads)
+        conn.send_packed_command(buffers(payloads))
         return [conn.read_response() for _ in payloads]
     except BaseException:
         conn.disconnect()
