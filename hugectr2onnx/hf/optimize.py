@@ -175,6 +175,10 @@ def quantize_feed_forward(model: onnx.ModelProto, workdir: Path) -> tuple[onnx.M
                          weight_type=QuantType.QInt8,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         return onnx.load(str(tmp / "q.onnx")), len(nodes)
+    except Exception as e:  # e.g. a model over protobuf's 2 GB, which it reloads in memory
+        raise UnsupportedModelError(f"ONNX Runtime's int8 quantization failed: "
+                                    f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+                                    ) from None
     finally:
         logging.disable(logging.NOTSET)
         shutil.rmtree(tmp, ignore_errors=True)
