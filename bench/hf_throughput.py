@@ -46,13 +46,17 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads of both runtimes (default 1)")
     ap.add_argument("--fp16", action="store_true", help="also time the fp16 optimized model")
+    ap.add_argument("--int8", action="store_true",
+                    help="also time 'hf optimize --int8' (int8 feed-forward MatMuls)")
     args = ap.parse_args()
 
     import torch
     import transformers
     torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)  # ORT: inter_op 1, sequential (its defaults)
     model_dir = args.model or default_model()
     work = Path(tempfile.mkdtemp(prefix="hf-bench-"))
     t = time.perf_counter()
@@ -71,6 +75,11 @@ def main() -> None:
         half = hf.optimize(work / "model.onnx", work / "half.onnx", fp16=True)
         print(f"  fp16: {half.after.nodes} nodes, max abs diff {half.validation.max_abs_diff:.3g}")
         contestants["onnx-fp16"] = work / "half.onnx"
+    if args.int8:
+        q = hf.optimize(work / "model.onnx", work / "int8.onnx", int8=True)
+        print(f"  int8: {q.int8} MatMuls quantized, min pooled cosine "
+              f"{min(d.cosine for d in q.validation.diffs):.4f}")
+        contestants["onnx-int8"] = work / "int8.onnx"
     sessions = {k: open_session(p, threads=args.threads) for k, p in contestants.items()}
     hf.source.quiet_libraries()
     eager = transformers.AutoModel.from_pretrained(model_dir).eval()  # default attention (SDPA)
@@ -79,7 +88,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"CPU ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}), {args.threads} "
           f"threads, sequence {args.seq}, {args.repeats} interleaved rounds; medians")
-    print(f"  {'batch':>5} {'runtime':<10} {'latency ms':>11} {'seq/s':>9} {'vs torch':>9}")
+    cpu = args.threads == 1  # thread CPU time is the whole cost only with one thread
+    print(f"  {'batch':>5} {'runtime':<10} {'latency ms':>11} {'seq/s':>9} {'vs torch':>9}"
+          + (f" {'cpu ms':>10} {'vs torch':>9}" if cpu else ""))
     for batch in args.batches:
         feeds = feeds_for(names, vocab, batch, args.seq, rng)
         tfeeds = {k: torch.from_numpy(v) for k, v in feeds.items()}
@@ -93,16 +104,21 @@ def main() -> None:
         for fn in runners.values():  # warm-up
             fn()
         times = {k: [] for k in runners}
+        cpus = {k: [] for k in runners}
         for _ in range(args.repeats):
             for k, fn in runners.items():
+                c = time.thread_time()
                 t = time.perf_counter()
                 fn()
                 times[k].append(time.perf_counter() - t)
+                cpus[k].append(time.thread_time() - c)
         base = statistics.median(times["torch"])
+        cbase = statistics.median(cpus["torch"])
         for k, ts in times.items():
-            med = statistics.median(ts)
+            med, cmed = statistics.median(ts), statistics.median(cpus[k])
             print(f"  {batch:>5} {k:<10} {med * 1e3:>11.2f} {batch / med:>9.1f} "
-                  f"{base / med:>8.2f}x")
+                  f"{base / med:>8.2f}x" + (f" {cmed * 1e3:>10.2f} {cbase / cmed:>8.2f}x"
+                                             if cpu else ""))
     print(f"  load average at the end {os.getloadavg()[0]:.1f}")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -15,10 +15,11 @@ from .checks import ValidationReport
 from .export import EXPORTERS, ExportReport, export
 from .infer import TextResult, mean_pool, predict, top_terms
 from .meta import HfMetadata, read_metadata
-from .optimize import FP16_BLOCKED_OPS, FP16_TOLERANCE, FP32_TOLERANCE, OptimizeReport, optimize
+from .optimize import (FP16_BLOCKED_OPS, FP16_TOLERANCE, FP32_TOLERANCE, INT8_MIN_COSINE,
+                       OptimizeReport, optimize)
 from .source import TASKS, Source, resolve
 
 __all__ = ["EXPORTERS", "ExportReport", "FP16_BLOCKED_OPS", "FP16_TOLERANCE", "FP32_TOLERANCE",
-           "HfMetadata", "OptimizeReport", "Source", "TASKS", "TextResult", "ValidationReport",
-           "export", "mean_pool", "optimize", "predict", "read_metadata", "resolve",
-           "top_terms"]
+           "HfMetadata", "INT8_MIN_COSINE", "OptimizeReport", "Source", "TASKS", "TextResult",
+           "ValidationReport", "export", "mean_pool", "optimize", "predict", "read_metadata",
+           "resolve", "top_terms"]
