@@ -13,17 +13,7 @@ def encode_command(command: bytes, name: bytes, *columns: np.ndarray) -> bytes:
     """``COMMAND name row0col0 row0col1 ... row1col0 ...``: each column is a uint8 [n, width]
     array; row i contributes one argument per column, in column order."""
     n = columns[0].shape[0] if columns else 0
-    parts = [b"$%d\r\n" % c.shape[1] for c in columns]
-    width = sum(len(p) + c.shape[1] + 2 for p, c in zip(parts, columns))
-    body = np.empty((n, width), dtype=np.uint8)
-    at = 0
-    for prefix, col in zip(parts, columns):
-        body[:, at:at + len(prefix)] = np.frombuffer(prefix, np.uint8)
-        at += len(prefix)
-        body[:, at:at + col.shape[1]] = col
-        at += col.shape[1]
-        body[:, at:at + 2] = (13, 10)
-        at += 2
+    body = _frames(None, n, columns)
     head = b"*%d\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (2 + n * len(columns), len(command), command,
                                                    len(name), name)
     return head + body.tobytes()
@@ -53,17 +43,8 @@ def encode_grouped(command: bytes, names: list[bytes], bounds: np.ndarray, order
     faulted in again each time). Each command is (name, (head, memoryview of ``out``)), sent
     without joining: ``out`` must stay untouched until the replies are read."""
     n = columns[0].shape[0]
-    parts = [b"$%d\r\n" % c.shape[1] for c in columns]
-    width = frame_width(*(c.shape[1] for c in columns))
-    body = _rows(scratch, n, width)
-    at = 0
-    for prefix, col in zip(parts, columns):
-        body[:, at:at + len(prefix)] = np.frombuffer(prefix, np.uint8)
-        at += len(prefix)
-        body[:, at:at + col.shape[1]] = col
-        at += col.shape[1]
-        body[:, at:at + 2] = (13, 10)
-        at += 2
+    body = _frames(scratch, n, columns)
+    width = body.shape[1]
     grouped = _rows(out, n, width)
     np.take(body, order, axis=0, out=grouped, mode="clip")  # "clip": no buffered copy
     view = memoryview(grouped.reshape(-1))
@@ -75,6 +56,21 @@ def encode_grouped(command: bytes, names: list[bytes], bounds: np.ndarray, order
                 2 + (hi - lo) * len(columns), len(command), command, len(name), name)
             result.append((name, (head, view[lo * width:hi * width])))
     return result
+
+
+def _frames(buffer: np.ndarray | None, n: int, columns) -> np.ndarray:
+    """Row i holds the bulk-string frames ``$len\\r\\n<bytes>\\r\\n`` of every column's row i."""
+    body = _rows(buffer, n, frame_width(*(c.shape[1] for c in columns)))
+    at = 0
+    for col in columns:
+        prefix = b"$%d\r\n" % col.shape[1]
+        body[:, at:at + len(prefix)] = np.frombuffer(prefix, np.uint8)
+        at += len(prefix)
+        body[:, at:at + col.shape[1]] = col
+        at += col.shape[1]
+        body[:, at:at + 2] = (13, 10)
+        at += 2
+    return body
 
 
 def _rows(buffer: np.ndarray | None, n: int, width: int) -> np.ndarray:
